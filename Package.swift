@@ -1,0 +1,84 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Strict settings for every target: Swift 6 language mode (complete concurrency checking) and
+/// upcoming features that make sendability and isolation explicit.
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "tollgate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tollgate", targets: ["tollgate"]),
+        .library(name: "TollgateEvents", targets: ["TollgateEvents"]),
+        .library(name: "TollgateLog", targets: ["TollgateLog"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    ],
+    targets: [
+        // The public event contract: CloudEvents envelope, event payloads, money, topic catalog.
+        .target(
+            name: "TollgateEvents",
+            swiftSettings: strict
+        ),
+        // The message log: the `MessageLog` protocol, the embedded engine, the consumer runner.
+        .target(
+            name: "TollgateLog",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // Composition of the services into processes: configuration, health endpoints, `serve`.
+        .target(
+            name: "TollgateApp",
+            dependencies: [
+                "TollgateEvents",
+                "TollgateLog",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "tollgate",
+            dependencies: [
+                "TollgateApp",
+                "TollgateEvents",
+                "TollgateLog",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TollgateEventsTests",
+            dependencies: ["TollgateEvents"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TollgateLogTests",
+            dependencies: ["TollgateLog", "TollgateEvents"],
+            swiftSettings: strict
+        ),
+        // Tests that run the `tollgate` binary as separate processes (serve, crash recovery).
+        .testTarget(
+            name: "TollgateEndToEndTests",
+            dependencies: ["tollgate", "TollgateLog", "TollgateEvents"],
+            swiftSettings: strict
+        ),
+    ]
+)

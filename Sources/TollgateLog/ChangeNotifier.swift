@@ -1,0 +1,58 @@
+import Synchronization
+
+/// Wakes in-process consumers as soon as the log appended something.
+///
+/// The writer signals after every commit; an idle consumer waits for a signal or its timeout, whichever
+/// comes first. Appends by other processes are not signalled: consumers re-read the partition heads every
+/// few milliseconds to see those (see ``EmbeddedLog/Configuration/crossProcessPollInterval``).
+final class ChangeNotifier: Sendable {
+    private struct State {
+        var version: UInt64 = 0
+        var nextWaiterID: UInt64 = 0
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    var version: UInt64 { state.withLock { $0.version } }
+
+    func signal() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.version &+= 1
+            let waiters = Array(state.waiters.values)
+            state.waiters.removeAll()
+            return waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns when the version moved past `version`, after `timeout`, or when the task is cancelled.
+    func wait(since version: UInt64, timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: timeout) }
+            group.addTask { await self.waitForChange(since: version) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForChange(since version: UInt64) async {
+        let id = state.withLock { state -> UInt64 in
+            state.nextWaiterID &+= 1
+            return state.nextWaiterID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.version != version || Task.isCancelled { return true }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
+            waiter?.resume()
+        }
+    }
+}

@@ -1,0 +1,206 @@
+import Foundation
+public import Logging
+public import ServiceLifecycle
+import Synchronization
+
+/// The logic of a consumer: how to decode a message, and a pure fold of inputs into state and outputs.
+///
+/// The fold does no I/O; ``ConsumerRunner`` does it all (poll, publish, commit), so a fold is tested with
+/// plain values.
+///
+/// ```swift
+/// struct Count: EventFold {
+///     func decode(_ message: ConsumedMessage) throws -> Int { ... }
+///     func fold(_ state: inout [String: Int], _ input: Int, _ message: ConsumedMessage) -> [OutgoingMessage] { ... }
+/// }
+/// ```
+public protocol EventFold: Sendable {
+    associatedtype Input: Sendable
+    associatedtype State: Sendable
+
+    /// Decodes a message. A thrown error sends the message to the dead-letter topic with the error as
+    /// its reason; the consumer goes on with the next message.
+    func decode(_ message: ConsumedMessage) throws -> Input
+
+    /// Applies one input to the state; returns the messages to publish because of it.
+    func fold(_ state: inout State, _ input: Input, _ message: ConsumedMessage) -> [OutgoingMessage]
+}
+
+/// Runs an ``EventFold`` against a ``MessageLog``: poll a batch, decode, fold, publish the outputs (and
+/// dead letters), then commit the batch's offsets.
+///
+/// Offsets are committed only after every output of the batch is acknowledged, so a crash at any point
+/// reprocesses the uncommitted batch: delivery is at least once, and consumers downstream drop duplicates
+/// by event id. A message that cannot be decoded never stops the consumer and is never dropped silently:
+/// it goes to the dead-letter topic with headers saying why and where it came from
+/// (``DeadLetter``). When publishing fails, the runner retries with exponential back-off and does not
+/// commit; on graceful shutdown it finishes the batch in hand, commits, and leaves the group.
+public struct ConsumerRunner<Fold: EventFold>: Service {
+    /// Settings of a runner.
+    public struct Configuration: Sendable {
+        /// The consumer group (one per service).
+        public var group: String
+        /// Topics to consume.
+        public var topics: [String]
+        /// Where undecodable messages go.
+        public var deadLetterTopic: String
+        /// Most messages per batch. Default 500.
+        public var batchSize: Int = 500
+        /// How long a poll waits for the first message; also bounds how long shutdown waits for an idle
+        /// poll. Default 100 ms.
+        public var pollTimeout: Duration = .milliseconds(100)
+        /// First retry delay when publishing or committing fails; doubles up to ``maxBackoff``. Default 50 ms.
+        public var initialBackoff: Duration = .milliseconds(50)
+        /// Default 5 s.
+        public var maxBackoff: Duration = .seconds(5)
+        /// Consumer settings (instance id, session timeout, offset reset).
+        public var consumer: ConsumerConfiguration
+
+        public init(group: String, topics: [String], deadLetterTopic: String,
+                    consumer: ConsumerConfiguration? = nil) {
+            self.group = group
+            self.topics = topics
+            self.deadLetterTopic = deadLetterTopic
+            self.consumer = consumer ?? ConsumerConfiguration(group: group)
+            self.consumer.group = group
+        }
+    }
+
+    /// What one applied batch did; passed to the `onBatch` observer.
+    public struct BatchReport: Sendable {
+        public var messages: Int
+        public var outputs: Int
+        public var deadLetters: Int
+        public var committed: [TopicPartition: Int64]
+    }
+
+    public let log: any MessageLog
+    public let fold: Fold
+    public let configuration: Configuration
+    private let initialState: Fold.State
+    private let onBatch: (@Sendable (Fold.State, BatchReport) async -> Void)?
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - onBatch: called after each batch is committed, with the state after it (for example to publish
+    ///     the state to readers in the same process, or for metrics).
+    public init(log: any MessageLog, fold: Fold, initialState: Fold.State, configuration: Configuration,
+                logger: Logger = Logger(label: "tollgate.consumer"),
+                onBatch: (@Sendable (Fold.State, BatchReport) async -> Void)? = nil) {
+        self.log = log
+        self.fold = fold
+        self.initialState = initialState
+        self.configuration = configuration
+        self.onBatch = onBatch
+        var logger = logger
+        logger[metadataKey: "tollgate.consumer_group"] = "\(configuration.group)"
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let stopping = Atomic<Bool>(false)
+        let consumer = try await log.makeConsumer(configuration.consumer)
+        try await consumer.subscribe(configuration.topics)
+        logger.info("consumer started", metadata: ["kafka.topics": "\(configuration.topics)"])
+        var state = initialState
+        do {
+            try await withGracefulShutdownHandler {
+                while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+                    let batch = try await consumer.poll(maxMessages: configuration.batchSize,
+                                                        timeout: configuration.pollTimeout)
+                    if batch.isEmpty { continue }
+                    let report = try await apply(batch, to: &state, consumer: consumer)
+                    await onBatch?(state, report)
+                }
+            } onGracefulShutdown: {
+                stopping.store(true, ordering: .relaxed)
+            }
+        } catch {
+            try? await consumer.close()
+            throw error
+        }
+        try await consumer.close()
+        logger.info("consumer stopped")
+    }
+
+    /// Folds, publishes and commits one batch.
+    private func apply(_ batch: [ConsumedMessage], to state: inout Fold.State,
+                       consumer: any LogConsumer) async throws -> BatchReport {
+        var outputs: [OutgoingMessage] = []
+        var deadLetters = 0
+        for message in batch {
+            do {
+                let input = try fold.decode(message)
+                outputs.append(contentsOf: fold.fold(&state, input, message))
+            } catch {
+                deadLetters += 1
+                logger.warning("message sent to dead letter", metadata: [
+                    "kafka.topic": "\(message.topic)", "kafka.partition": "\(message.partition)",
+                    "kafka.offset": "\(message.offset)", "tollgate.reason": "\(error)",
+                ])
+                outputs.append(DeadLetter.message(for: message, reason: "\(error)", group: configuration.group,
+                                                  topic: configuration.deadLetterTopic))
+            }
+        }
+        if !outputs.isEmpty {
+            try await retrying("publish outputs") { _ = try await log.produce(outputs) }
+        }
+        let offsets = batch.nextOffsets
+        do {
+            try await retrying("commit offsets") { try await consumer.commit(offsets) }
+        } catch let LogError.partitionsRevoked(partitions) {
+            // Their new owner starts from the last committed offset and reprocesses: at least once.
+            logger.notice("partitions revoked before commit", metadata: ["kafka.partitions": "\(partitions)"])
+        }
+        return BatchReport(messages: batch.count, outputs: outputs.count - deadLetters, deadLetters: deadLetters,
+                           committed: offsets)
+    }
+
+    /// Retries `operation` with exponential back-off and jitter until it succeeds, the task is cancelled,
+    /// or it fails with an error retrying cannot fix.
+    private func retrying(_ what: String, _ operation: () async throws -> Void) async throws {
+        var delay = configuration.initialBackoff
+        while true {
+            do {
+                try await operation()
+                return
+            } catch let error as LogError {
+                switch error {
+                case .partitionsRevoked, .unknownTopic, .compactedTopicRequiresKey, .invalidPartition,
+                     .invalidTopicSpec, .partitionCountCannotShrink, .notSubscribed, .closed:
+                    throw error
+                case .storage:
+                    break
+                }
+                try Task.checkCancellation()
+                logger.error("retrying after log failure", metadata: ["tollgate.operation": "\(what)",
+                                                                      "log.error": "\(error)"])
+            }
+            let jitter = Double.random(in: 0.5...1.0)
+            try await Task.sleep(for: delay * jitter)
+            delay = min(delay * 2, configuration.maxBackoff)
+        }
+    }
+}
+
+/// The dead-letter format: the original value and headers, plus headers saying where it came from and why.
+public enum DeadLetter {
+    public static let reasonHeader = "tollgate-dlq-reason"
+    public static let topicHeader = "tollgate-dlq-topic"
+    public static let partitionHeader = "tollgate-dlq-partition"
+    public static let offsetHeader = "tollgate-dlq-offset"
+    public static let groupHeader = "tollgate-dlq-group"
+
+    /// The dead-letter message for `message`, keyed by its source topic and partition.
+    public static func message(for message: ConsumedMessage, reason: String, group: String,
+                               topic: String) -> OutgoingMessage {
+        var headers = message.headers
+        headers.append(MessageHeader(reasonHeader, String(reason.prefix(2_000))))
+        headers.append(MessageHeader(topicHeader, message.topic))
+        headers.append(MessageHeader(partitionHeader, String(message.partition)))
+        headers.append(MessageHeader(offsetHeader, String(message.offset)))
+        headers.append(MessageHeader(groupHeader, group))
+        return OutgoingMessage(topic: topic, key: "\(message.topic)/\(message.partition)", value: message.value,
+                               headers: headers)
+    }
+}
