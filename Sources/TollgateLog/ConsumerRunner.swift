@@ -200,7 +200,7 @@ public enum DeadLetter {
         headers.append(MessageHeader(partitionHeader, String(message.partition)))
         headers.append(MessageHeader(offsetHeader, String(message.offset)))
         headers.append(MessageHeader(groupHeader, group))
-        return OutgoingMessage(topic: topic, key: "\(message.topic)/\(message.partition)", value: message.value,
+        return OutgoingMessage(topic: topic, key: "\(message.topic):\(message.partition)", value: message.value,
                                headers: headers)
     }
 }

@@ -1,0 +1,253 @@
+import ArgumentParser
+import Foundation
+import TollgateApp
+import TollgateLog
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmarks that print figures.",
+        subcommands: [LogBench.self, LogConsumerChild.self])
+
+    struct LogBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "log",
+            abstract: "Embedded log: produce/consume throughput and delivery latency, in process and across processes.")
+
+        @Option(help: "Messages per throughput run.") var messages: Int = 100_000
+        @Option(help: "Produce rate of the latency runs (messages per second).") var rate: Int = 5_000
+        @Option(help: "Duration of each latency run in seconds.") var seconds: Int = 5
+        @Option(help: "Message sizes in bytes, comma-separated.") var sizes: String = "200,2048"
+        @Option(help: "Scenarios, comma-separated: in-process, cross-process.")
+        var scenarios: String = "in-process,cross-process"
+        @Option(help: "Log directory to benchmark in (default: a new temporary directory, removed afterwards).")
+        var logDir: String?
+        @OptionGroup var logging: LoggingOptions
+        @Flag(help: "Print JSON instead of a table.") var json = false
+
+        func validate() throws {
+            guard (1...5_000_000).contains(messages) else { throw ValidationError("--messages must be 1...5000000") }
+            guard (1...200_000).contains(rate) else { throw ValidationError("--rate must be 1...200000") }
+            guard (1...120).contains(seconds) else { throw ValidationError("--seconds must be 1...120") }
+            guard !parsedSizes.isEmpty, parsedSizes.allSatisfy({ (8...1_048_576).contains($0) }) else {
+                throw ValidationError("--sizes must be byte counts between 8 and 1048576")
+            }
+            guard parsedScenarios.allSatisfy({ ["in-process", "cross-process"].contains($0) }) else {
+                throw ValidationError("--scenarios takes in-process and/or cross-process")
+            }
+        }
+
+        var parsedSizes: [Int] { sizes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+        var parsedScenarios: [String] { scenarios.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+
+        func run() async throws {
+            let logger = logging.bootstrap(default: .warning)
+            let directory = logDir ?? FileManager.default.temporaryDirectory
+                .appendingPathComponent("tollgate-bench-\(UUID().uuidString)").path
+            defer { if logDir == nil { try? FileManager.default.removeItem(atPath: directory) } }
+            let log = try EmbeddedLog.open(directory: directory, logger: logger)
+            defer { log.close() }
+            let latencyCount = rate * seconds
+            var results: [LogBenchmark.Result] = []
+            let run = UUID().uuidString.prefix(8).lowercased()
+
+            for size in parsedSizes {
+                for scenario in parsedScenarios {
+                    let crossProcess = scenario == "cross-process"
+                    // Throughput: produce flat out while a consumer reads.
+                    let topic = try await LogBenchmark.makeTopic(log, name: "bench-\(run)-\(scenario)-\(size)-tput")
+                    let progress = ProgressReporter(label: "\(scenario) \(size)B throughput", total: messages,
+                                                    enabled: !json)
+                    let (produceRate, measured) = try await runScenario(
+                        log: log, directory: directory, topic: topic, count: messages, crossProcess: crossProcess,
+                        progress: progress
+                    ) {
+                        try await LogBenchmark.produceFlat(out: log, topic: topic, count: messages, size: size,
+                                                           progress: { progress.update($0 / 2) })
+                    }
+                    progress.finish()
+                    results.append(LogBenchmark.Result(
+                        scenario: "\(scenario) throughput", messageBytes: size, messages: measured.messages,
+                        producePerSecond: produceRate, consumePerSecond: measured.consumePerSecond))
+
+                    // Latency: paced producer.
+                    let paced = try await LogBenchmark.makeTopic(log, name: "bench-\(run)-\(scenario)-\(size)-lat")
+                    let latencyProgress = ProgressReporter(label: "\(scenario) \(size)B latency @\(rate)/s",
+                                                           total: latencyCount, enabled: !json)
+                    let (_, timed) = try await runScenario(
+                        log: log, directory: directory, topic: paced, count: latencyCount, crossProcess: crossProcess,
+                        progress: latencyProgress
+                    ) {
+                        try await LogBenchmark.producePaced(to: log, topic: paced, count: latencyCount, size: size,
+                                                            perSecond: rate)
+                        return rate
+                    }
+                    latencyProgress.finish()
+                    results.append(LogBenchmark.withLatencies(LogBenchmark.Result(
+                        scenario: "\(scenario) latency", messageBytes: size, messages: timed.messages,
+                        targetRate: rate), timed.latenciesNanoseconds))
+                }
+            }
+            print(results)
+        }
+
+        /// Starts a consumer (in this process or a child process), runs `produce` once it is ready, and
+        /// returns the producer's figure with the consumer's measurement.
+        private func runScenario(log: EmbeddedLog, directory: String, topic: String, count: Int, crossProcess: Bool,
+                             progress: ProgressReporter,
+                             produce: @escaping @Sendable () async throws -> Int) async throws
+            -> (Int, LogBenchmark.ConsumerMeasurement) {
+            let deadline = Duration.seconds(120)
+            if !crossProcess {
+                let ready = ReadySignal()
+                async let measurement = LogBenchmark.consume(
+                    from: log, topic: topic, group: "bench-\(topic)", count: count, deadline: deadline,
+                    ready: { ready.fire() }, progress: { progress.update(count / 2 + $0 / 2) })
+                await ready.wait()
+                let produced = try await produce()
+                return (produced, try await measurement)
+            }
+            let child = try ChildConsumer(directory: directory, topic: topic, count: count,
+                                          deadlineSeconds: Int(deadline.components.seconds))
+            try await child.waitUntilReady()
+            let produced = try await produce()
+            let measurement = try await child.result()
+            progress.update(count)
+            return (produced, measurement)
+        }
+
+        private func print(_ results: [LogBenchmark.Result]) {
+            if json {
+                try? Output.json(results)
+                return
+            }
+            func ms(_ value: Double?) -> String { value.map { String(format: "%.2f", $0) } ?? "-" }
+            var table = TextTable(
+                columns: ["scenario", "bytes", "messages", "produce msg/s", "consume msg/s", "rate", "p50 ms",
+                          "p99 ms", "max ms"],
+                rightAligned: [1, 2, 3, 4, 5, 6, 7, 8])
+            for result in results {
+                table.append([result.scenario, "\(result.messageBytes)", "\(result.messages)",
+                              result.producePerSecond.map(String.init) ?? "-",
+                              result.consumePerSecond.map(String.init) ?? "-",
+                              result.targetRate.map { "\($0)/s" } ?? "max", ms(result.latencyP50Milliseconds),
+                              ms(result.latencyP99Milliseconds), ms(result.latencyMaxMilliseconds)])
+            }
+            Output.line(table.render())
+        }
+    }
+
+    /// The consumer side of the cross-process scenarios, run as a child of `tollgate bench log`.
+    struct LogConsumerChild: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "log-consumer", abstract: "Internal: the consumer process of `bench log`.",
+            shouldDisplay: false)
+
+        @Option var logDir: String
+        @Option var topic: String
+        @Option var count: Int
+        @Option var deadlineSeconds: Int = 120
+        @Option var resultFile: String
+        @OptionGroup var logging: LoggingOptions
+
+        func run() async throws {
+            let logger = logging.bootstrap(default: .warning)
+            let log = try EmbeddedLog.open(directory: logDir, logger: logger)
+            defer { log.close() }
+            let measurement = try await LogBenchmark.consume(
+                from: log, topic: topic, group: "bench-\(topic)", count: count,
+                deadline: .seconds(deadlineSeconds), ready: { Output.line("ready") })
+            try JSONEncoder().encode(measurement).write(to: URL(fileURLWithPath: resultFile))
+        }
+    }
+}
+
+/// A one-shot signal between two tasks.
+final class ReadySignal: Sendable {
+    private let stream: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+
+    init() {
+        (stream, continuation) = AsyncStream.makeStream(of: Void.self)
+    }
+
+    func fire() {
+        continuation.yield()
+        continuation.finish()
+    }
+
+    func wait() async {
+        for await _ in stream { return }
+    }
+}
+
+/// `tollgate bench log-consumer` in a child process. It says "ready" on its standard output once it is
+/// subscribed, and writes its measurement to a result file before it exits.
+final class ChildConsumer: Sendable {
+    private let process: Process
+    private let lines: AsyncStream<String>
+    private let exited: AsyncStream<Int32>
+    private let resultPath: String
+
+    init(directory: String, topic: String, count: Int, deadlineSeconds: Int) throws {
+        resultPath = URL(fileURLWithPath: directory).appendingPathComponent("\(topic).result.json").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        process.arguments = ["bench", "log-consumer", "--log-dir", directory, "--topic", topic,
+                             "--count", "\(count)", "--deadline-seconds", "\(deadlineSeconds)",
+                             "--result-file", resultPath]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        let (lines, continuation) = AsyncStream.makeStream(of: String.self)
+        let buffer = LineBuffer()
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                continuation.finish()
+                return
+            }
+            for line in buffer.append(data) { continuation.yield(line) }
+        }
+        let (exited, exit) = AsyncStream.makeStream(of: Int32.self)
+        process.terminationHandler = { process in
+            exit.yield(process.terminationStatus)
+            exit.finish()
+        }
+        try process.run()
+        self.process = process
+        self.lines = lines
+        self.exited = exited
+    }
+
+    func waitUntilReady() async throws {
+        for await line in lines where line == "ready" { return }
+        throw ValidationError("the consumer process exited before it was ready")
+    }
+
+    func result() async throws -> LogBenchmark.ConsumerMeasurement {
+        var status: Int32 = -1
+        for await code in exited { status = code }
+        guard status == 0, let data = FileManager.default.contents(atPath: resultPath) else {
+            throw ValidationError("the consumer process failed (status \(status))")
+        }
+        try? FileManager.default.removeItem(atPath: resultPath)
+        return try JSONDecoder().decode(LogBenchmark.ConsumerMeasurement.self, from: data)
+    }
+}
+
+/// Splits a byte stream into lines.
+final class LineBuffer: @unchecked Sendable {
+    // Only touched from the pipe's readability handler, which Foundation calls serially.
+    private var pending = Data()
+
+    func append(_ data: Data) -> [String] {
+        pending.append(data)
+        var lines: [String] = []
+        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+            lines.append(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
+            pending.removeSubrange(pending.startIndex...newline)
+        }
+        return lines
+    }
+}

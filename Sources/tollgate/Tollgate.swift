@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+@main
+struct Tollgate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tollgate",
+        abstract: "Tollgate: an LLM gateway that meters, prices and budgets every call.",
+        subcommands: [Serve.self, LogCommand.self, EventsCommand.self, BenchCommand.self]
+    )
+}
+
+/// Options every command that touches the log shares.
+struct StorageOptions: ParsableArguments {
+    @Option(help: "Where Tollgate keeps its data.")
+    var dataDir: String = "./tollgate-data"
+
+    @Option(help: "The embedded log's directory (default: <data-dir>/log). Processes sharing it share one log.")
+    var logDir: String?
+
+    @Option(help: "Prefix of every topic name.")
+    var topicPrefix: String = "tollgate."
+
+    var resolvedLogDirectory: String {
+        logDir ?? URL(fileURLWithPath: dataDir).appendingPathComponent("log").path
+    }
+}
+
+struct LoggingOptions: ParsableArguments {
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env TOLLGATE_LOG_LEVEL).")
+    var logLevel: String?
+
+    /// Sends logs to standard error at the chosen level, once per process.
+    func bootstrap(default level: Logger.Level) -> Logger {
+        let chosen = logLevel ?? ProcessInfo.processInfo.environment["TOLLGATE_LOG_LEVEL"]
+        let resolved = chosen.flatMap(Logger.Level.init(rawValue:)) ?? level
+        LoggingBootstrap.once(level: resolved)
+        var logger = Logger(label: "tollgate")
+        logger.logLevel = resolved
+        return logger
+    }
+}
+
+enum LoggingBootstrap {
+    private static let done = NSLock()
+    nonisolated(unsafe) private static var bootstrapped = false
+
+    static func once(level: Logger.Level) {
+        done.lock()
+        defer { done.unlock() }
+        guard !bootstrapped else { return }
+        bootstrapped = true
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}
+
+/// Writes command output (data, not logs) to standard output.
+enum Output {
+    static func line(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    static func json<T: Encodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        line(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+}
