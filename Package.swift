@@ -71,7 +71,12 @@ let package = Package(
         ),
         .testTarget(
             name: "TollgateLogTests",
-            dependencies: ["TollgateLog", "TollgateEvents"],
+            dependencies: ["TollgateLog", "TollgateEvents", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TollgateAppTests",
+            dependencies: ["TollgateApp", "TollgateEvents", "TollgateLog"],
             swiftSettings: strict
         ),
         // Tests that run the `tollgate` binary as separate processes (serve, crash recovery).

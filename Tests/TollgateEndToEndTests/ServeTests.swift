@@ -1,0 +1,51 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+import TollgateEvents
+import TollgateLog
+
+@Suite("tollgate serve", .serialized)
+struct ServeTests {
+    @Test("serve answers health checks on 127.0.0.1, provisions the topics, and stops cleanly on SIGTERM")
+    func serveHealthAndShutdown() async throws {
+        let data = try TemporaryDirectory()
+        let serve = try ChildProcess(["serve", "--port", "0", "--data-dir", data.path])
+        let line = try await serve.waitForLine { $0.contains("tollgate is serving") }
+        let port = try #require(line.firstMatch(of: /tollgate\.port=(\d+)/).map { String($0.1) })
+        #expect(line.contains("tollgate.host=127.0.0.1"))
+
+        let (health, healthResponse) = try await URLSession.shared.data(
+            from: URL(string: "http://127.0.0.1:\(port)/healthz")!)
+        #expect((healthResponse as? HTTPURLResponse)?.statusCode == 200)
+        #expect(String(decoding: health, as: UTF8.self) == #"{"status":"ok"}"#)
+        let (ready, readyResponse) = try await URLSession.shared.data(
+            from: URL(string: "http://127.0.0.1:\(port)/readyz")!)
+        #expect((readyResponse as? HTTPURLResponse)?.statusCode == 200)
+        #expect(String(decoding: ready, as: UTF8.self).contains(#""status":"ready""#))
+
+        // The embedded log holds every catalog topic, readable by another process right now.
+        let log = try EmbeddedLog.open(directory: data.path + "/log")
+        let topics = try await log.topics().map(\.name).sorted()
+        #expect(topics == TopicCatalog.all.map { "tollgate." + $0.name }.sorted())
+        #expect(try await log.topics().first { $0.name == "tollgate.control" }?.cleanupPolicy == .compact)
+
+        serve.signal(SIGTERM)
+        #expect(try await serve.waitForExit(timeout: .seconds(15)) == 0)
+        #expect(serve.stderr.contains { $0.contains("tollgate stopped") })
+    }
+
+    @Test("a port that is already taken is a clear error, not a hang")
+    func portInUse() async throws {
+        let data = try TemporaryDirectory()
+        let first = try ChildProcess(["serve", "--port", "0", "--data-dir", data.path])
+        let line = try await first.waitForLine { $0.contains("tollgate is serving") }
+        let port = try #require(line.firstMatch(of: /tollgate\.port=(\d+)/).map { String($0.1) })
+        let second = try ChildProcess(["serve", "--port", port, "--data-dir", data.path])
+        #expect(try await second.waitForExit(timeout: .seconds(20)) != 0)
+        #expect(second.stderr.joined(separator: "\n").lowercased().contains("address already in use"))
+        first.signal(SIGTERM)
+        #expect(try await first.waitForExit() == 0)
+    }
+}
