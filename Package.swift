@@ -23,6 +23,12 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // HTTPField/HTTPFields names (already used by Hummingbird; declared to import them directly).
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        // Upstream calls to the providers (streaming, connection pooling).
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // SHA-256 of virtual keys (Foundation on Linux has no CryptoKit), HMAC for webhooks later.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // The public event contract: CloudEvents envelope, event payloads, money, topic catalog.
@@ -40,12 +46,46 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Provider dialects: pure parsing of requests, responses and SSE streams (usage by token class),
+        // and the providers' error shapes. No I/O.
+        .target(
+            name: "TollgateProviders",
+            dependencies: ["TollgateEvents"],
+            swiftSettings: strict
+        ),
+        // `tollgate fake-provider`: a deterministic stand-in for the OpenAI, Anthropic and Gemini APIs.
+        .target(
+            name: "TollgateFakeProvider",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The proxy: authentication with virtual keys, upstream forwarding, streaming, metering events.
+        .target(
+            name: "TollgateIngress",
+            dependencies: [
+                "TollgateEvents",
+                "TollgateLog",
+                "TollgateProviders",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         // Composition of the services into processes: configuration, health endpoints, `serve`.
         .target(
             name: "TollgateApp",
             dependencies: [
                 "TollgateEvents",
                 "TollgateLog",
+                "TollgateIngress",
+                "TollgateFakeProvider",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -56,6 +96,8 @@ let package = Package(
             name: "tollgate",
             dependencies: [
                 "TollgateApp",
+                "TollgateIngress",
+                "TollgateFakeProvider",
                 "TollgateEvents",
                 "TollgateLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -72,6 +114,32 @@ let package = Package(
         .testTarget(
             name: "TollgateLogTests",
             dependencies: ["TollgateLog", "TollgateEvents", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TollgateProvidersTests",
+            dependencies: ["TollgateProviders", "TollgateEvents"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TollgateFakeProviderTests",
+            dependencies: [
+                "TollgateFakeProvider",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TollgateIngressTests",
+            dependencies: [
+                "TollgateIngress", "TollgateProviders", "TollgateEvents", "TollgateLog", "TollgateFakeProvider",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

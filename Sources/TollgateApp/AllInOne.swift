@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+public import TollgateIngress
 import Hummingbird
 import ServiceLifecycle
 import TollgateEvents
@@ -22,6 +23,8 @@ public struct AllInOne: Sendable {
         public var logDirectory: String?
         /// Prefix of every topic name. Default `tollgate.`.
         public var topicPrefix: String = TopicCatalog.defaultPrefix
+        /// Providers, credentials and limits of the proxy. Default: from the environment.
+        public var ingress: IngressConfiguration = .fromEnvironment()
         /// How long graceful shutdown may take before the remaining services are cancelled. Default 30 s.
         public var shutdownTimeout: Duration = .seconds(30)
 
@@ -44,14 +47,20 @@ public struct AllInOne: Sendable {
     ///
     /// - Parameter onListening: called with the bound port once the HTTP server accepts connections.
     public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let readiness = Readiness(checks: ["log"])
+        let readiness = Readiness(checks: ["log", "control"])
         let log = try EmbeddedLog.open(directory: options.resolvedLogDirectory, logger: logger)
         defer { log.close() }
         try await log.provision(TopicCatalog.specs(prefix: options.topicPrefix))
         readiness.markReady("log")
 
+        var ingressConfiguration = options.ingress
+        ingressConfiguration.topicPrefix = options.topicPrefix
+        let ingress = Ingress(configuration: ingressConfiguration, log: log, logger: logger,
+                              onControlReady: { readiness.markReady("control") })
+
         let router = Router()
         HealthRoutes.add(to: router, readiness: readiness)
+        ingress.addRoutes(to: router)
         let logger = self.logger
         let host = options.host
         let http = Application(
@@ -65,10 +74,9 @@ public struct AllInOne: Sendable {
             logger: logger
         )
         var configuration = ServiceGroupConfiguration(
-            services: [
-                .init(service: EmbeddedLogMaintenance(log: log, logger: logger)),
-                .init(service: http),
-            ],
+            services: [.init(service: EmbeddedLogMaintenance(log: log, logger: logger))]
+                + ingress.services.map { .init(service: $0) }
+                + [.init(service: http)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

@@ -1,11 +1,11 @@
 import Synchronization
 
-/// Wakes in-process consumers as soon as the log appended something.
+/// A version counter that tasks can wait on: "wake me when something changed, or after a timeout".
 ///
-/// The writer signals after every commit; an idle consumer waits for a signal or its timeout, whichever
+/// In the embedded log it wakes in-process consumers as soon as the log appended something. The writer signals after every commit; an idle consumer waits for a signal or its timeout, whichever
 /// comes first. Appends by other processes are not signalled: consumers re-read the partition heads every
 /// few milliseconds to see those (see ``EmbeddedLog/Configuration/crossProcessPollInterval``).
-final class ChangeNotifier: Sendable {
+public final class ChangeNotifier: Sendable {
     private struct State {
         var version: UInt64 = 0
         var nextWaiterID: UInt64 = 0
@@ -14,9 +14,11 @@ final class ChangeNotifier: Sendable {
 
     private let state = Mutex(State())
 
-    var version: UInt64 { state.withLock { $0.version } }
+    public init() {}
 
-    func signal() {
+    public var version: UInt64 { state.withLock { $0.version } }
+
+    public func signal() {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.version &+= 1
             let waiters = Array(state.waiters.values)
@@ -27,7 +29,7 @@ final class ChangeNotifier: Sendable {
     }
 
     /// Returns when the version moved past `version`, after `timeout`, or when the task is cancelled.
-    func wait(since version: UInt64, timeout: Duration) async {
+    public func wait(since version: UInt64, timeout: Duration) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { try? await Task.sleep(for: timeout) }
             group.addTask { await self.waitForChange(since: version) }

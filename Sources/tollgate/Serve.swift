@@ -18,9 +18,22 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds graceful shutdown may take before the remaining work is cancelled.")
     var shutdownTimeout: Int = 30
 
+    @Option(help: "Largest request body accepted, in bytes (413 above).")
+    var maxRequestBytes: Int = 32 << 20
+
+    @Option(help: "Seconds to connect to a provider before answering 502.")
+    var upstreamConnectTimeout: Int = 10
+
+    @Option(help: "Seconds to wait for a provider's next bytes before answering 504 (or ending a stream).")
+    var upstreamReadTimeout: Int = 300
+
     func validate() throws {
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         guard shutdownTimeout > 0 else { throw ValidationError("--shutdown-timeout must be positive") }
+        guard maxRequestBytes > 0 else { throw ValidationError("--max-request-bytes must be positive") }
+        guard upstreamConnectTimeout > 0, upstreamReadTimeout > 0 else {
+            throw ValidationError("--upstream-connect-timeout and --upstream-read-timeout must be positive")
+        }
     }
 
     func run() async throws {
@@ -32,6 +45,9 @@ struct Serve: AsyncParsableCommand {
         options.logDirectory = storage.logDir
         options.topicPrefix = storage.topicPrefix
         options.shutdownTimeout = .seconds(shutdownTimeout)
+        options.ingress.maxRequestBytes = maxRequestBytes
+        options.ingress.connectTimeout = .seconds(upstreamConnectTimeout)
+        options.ingress.readTimeout = .seconds(upstreamReadTimeout)
         try await AllInOne(options: options, logger: logger).run()
     }
 }

@@ -1,0 +1,157 @@
+public import Foundation
+public import Logging
+public import ServiceLifecycle
+import Synchronization
+public import TollgateEvents
+public import TollgateLog
+
+/// Folds the control topic (keys, budgets, routes) into this process's view of them.
+///
+/// Every process reads the whole control topic from the beginning at start, as a member of a group of
+/// its own (so every replica sees every event), and never commits. It is ready once it has read up to the
+/// high watermark it saw at start. A key revoked anywhere stops working here as soon as the event arrives:
+/// milliseconds on the embedded log.
+public final class ControlPlane: Service, Sendable {
+    public let log: any MessageLog
+    public let topic: String
+    private let logger: Logger
+    private let table = Mutex(KeyTable())
+    private let changed = ChangeNotifier()
+    private let ready = Atomic<Bool>(false)
+    private let onReady: @Sendable () -> Void
+
+    public init(log: any MessageLog, topicPrefix: String, logger: Logger, onReady: @escaping @Sendable () -> Void = {}) {
+        self.log = log
+        self.topic = topicPrefix + "control"
+        self.logger = logger
+        self.onReady = onReady
+    }
+
+    /// The keys as of the last applied control event.
+    public var keys: KeyTable { table.withLock { $0 } }
+
+    /// Whether the control topic has been read up to where it was at start.
+    public var isReady: Bool { ready.load(ordering: .acquiring) }
+
+    /// Applies events directly (tests, and processes that just wrote them).
+    public func apply(_ events: [AnyControlEvent]) {
+        table.withLock { table in
+            for event in events { table.apply(event) }
+        }
+        changed.signal()
+    }
+
+    /// Waits until `condition` holds for the key table, or `timeout` passes. Returns whether it holds.
+    public func wait(timeout: Duration, until condition: (KeyTable) -> Bool) async -> Bool {
+        let clock = ContinuousClock()
+        let end = clock.now.advanced(by: timeout)
+        while true {
+            let version = changed.version
+            if condition(keys) { return true }
+            let now = clock.now
+            if now >= end { return false }
+            await changed.wait(since: version, timeout: end - now)
+        }
+    }
+
+    public func run() async throws {
+        let consumer = try await log.makeConsumer(ConsumerConfiguration(
+            group: "control-reader-\(UUID().uuidString.lowercased())", autoOffsetReset: .earliest))
+        try await consumer.subscribe([topic])
+        try await consumer.seek(.beginning, partitions: nil)
+        let target = try await log.watermarks(topic: topic).mapValues(\.high)
+        var position: [Int: Int64] = [:]
+        func caughtUp() -> Bool {
+            target.allSatisfy { partition, high in high == 0 || (position[partition] ?? 0) >= high }
+        }
+        let stopping = Atomic<Bool>(false)
+        do {
+            try await withGracefulShutdownHandler {
+                while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+                    if !isReady && caughtUp() {
+                        ready.store(true, ordering: .releasing)
+                        logger.info("control topic loaded", metadata: ["tollgate.keys": "\(keys.entries.count)"])
+                        onReady()
+                        changed.signal()
+                    }
+                    let batch = try await consumer.poll(maxMessages: 1_000, timeout: .milliseconds(100))
+                    if batch.isEmpty {
+                        // Nothing more to read right now: caught up even if the newest offsets were
+                        // compacted away.
+                        position = position.merging(target) { max($0, $1) }
+                        continue
+                    }
+                    var events: [AnyControlEvent] = []
+                    for message in batch {
+                        position[message.partition] = message.offset + 1
+                        guard let value = message.value else { continue }  // a compaction tombstone
+                        do {
+                            events.append(try AnyControlEvent.decode(from: value))
+                        } catch {
+                            logger.error("control event ignored: it does not decode", metadata: [
+                                "kafka.topic": "\(message.topic)", "kafka.offset": "\(message.offset)",
+                                "tollgate.error": "\(error)",
+                            ])
+                        }
+                    }
+                    apply(events)
+                }
+            } onGracefulShutdown: {
+                stopping.store(true, ordering: .relaxed)
+            }
+        } catch {
+            try? await consumer.close()
+            throw error
+        }
+        try await consumer.close()
+    }
+}
+
+/// Writes control events (the admin API and the CLI use it).
+public struct ControlWriter: Sendable {
+    public let log: any MessageLog
+    public let topic: String
+    public let source: String
+
+    public init(log: any MessageLog, topicPrefix: String, source: String) {
+        self.log = log
+        self.topic = topicPrefix + "control"
+        self.source = source
+    }
+
+    /// Appends a control event and returns once the log has it.
+    @discardableResult
+    public func write<Payload: ControlPayload>(_ data: Payload, now: Date = Date()) async throws -> AnyControlEvent {
+        let event = CloudEvent(id: "\(data.entityKey):\(UUID().uuidString.lowercased())", source: source, time: now,
+                               subject: data.entityKey, data: data)
+        _ = try await log.produce(OutgoingMessage(
+            topic: topic, key: Data(data.entityKey.utf8), value: try EventCoding.encode(event),
+            headers: [MessageHeader("content-type", "application/cloudevents+json"),
+                      MessageHeader("ce_type", Payload.eventType)]))
+        return try AnyControlEvent.decode(from: EventCoding.encode(event))
+    }
+
+    /// Every control event in the log, in order (compaction may have removed superseded ones).
+    public func readAll() async throws -> [AnyControlEvent] {
+        let consumer = try await log.makeConsumer(ConsumerConfiguration(
+            group: "control-snapshot-\(UUID().uuidString.lowercased())", autoOffsetReset: .earliest))
+        try await consumer.subscribe([topic])
+        try await consumer.seek(.beginning, partitions: nil)
+        let target = try await log.watermarks(topic: topic)
+        var events: [AnyControlEvent] = []
+        var position: [Int: Int64] = [:]
+        let clock = ContinuousClock()
+        let end = clock.now.advanced(by: .seconds(30))
+        while clock.now < end,
+              !target.allSatisfy({ partition, marks in (position[partition] ?? marks.low) >= marks.high }) {
+            for message in try await consumer.poll(maxMessages: 1_000, timeout: .milliseconds(100)) {
+                position[message.partition] = message.offset + 1
+                if let value = message.value, let event = try? AnyControlEvent.decode(from: value) {
+                    events.append(event)
+                }
+            }
+        }
+        try await consumer.close()
+        return events
+    }
+}

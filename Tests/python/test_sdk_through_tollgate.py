@@ -1,0 +1,503 @@
+"""The official OpenAI, Anthropic and Google GenAI SDKs through Tollgate, against the fake provider.
+
+Each client is configured only with Tollgate's base URL and a Tollgate virtual key. For every call we
+find its `tollgate.response.v1` event in the log (each call carries a unique `x-tollgate-tags: call=<id>`
+header, which Tollgate records as a tag) and check that the event's usage equals what the provider
+reported to the SDK, class by class. The error cases check the SDK's own exception classes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anthropic
+import openai
+import pytest
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types as gtypes
+
+from conftest import start_fake_provider, stop, tollgate_binary
+
+UPSTREAM_SECRET = "sk-upstream-" + uuid.uuid4().hex
+ADMIN_KEY = "admin-" + uuid.uuid4().hex
+SERVING = re.compile(r"tollgate\.port=(\d+).*tollgate is serving")
+
+
+@dataclass
+class Tollgate:
+    url: str
+    data_dir: Path
+    key: str
+    limited_key: str
+    log: list[str] = field(default_factory=list)
+
+    def events(self, topic: str = "tollgate.responses") -> list[dict]:
+        output = subprocess.run(
+            [str(tollgate_binary()), "log", "consume", "--data-dir", str(self.data_dir), "--topic", topic,
+             "--group", f"test-{uuid.uuid4().hex}", "--from", "beginning", "--idle-exit-ms", "300", "--json",
+             "--no-commit"],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout
+        return [json.loads(json.loads(line)["value"]) for line in output.splitlines() if line.strip()]
+
+    def response_event(self, call: str, timeout: float = 10.0) -> dict:
+        """The response event tagged `call=<call>`, waiting for the publisher to write it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self.events():
+                if event["data"]["tags"].get("call") == call:
+                    return event["data"]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no response event tagged call={call}")
+            time.sleep(0.05)
+
+
+def start_serve(data_dir: Path, upstream: str, *extra: str) -> tuple[subprocess.Popen, int, list[str]]:
+    env = dict(os.environ)
+    env.update({
+        "OPENAI_API_KEY": UPSTREAM_SECRET, "ANTHROPIC_API_KEY": UPSTREAM_SECRET, "GEMINI_API_KEY": UPSTREAM_SECRET,
+        "TOLLGATE_OPENAI_BASE_URL": upstream, "TOLLGATE_ANTHROPIC_BASE_URL": upstream,
+        "TOLLGATE_GEMINI_BASE_URL": upstream, "TOLLGATE_ADMIN_KEY": ADMIN_KEY, "TOLLGATE_LOG_LEVEL": "debug",
+    })
+    process = subprocess.Popen(
+        [str(tollgate_binary()), "serve", "--port", "0", "--data-dir", str(data_dir), *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
+    )
+    log: list[str] = []
+    port: list[int] = []
+    ready = threading.Event()
+
+    def drain() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            log.append(line.rstrip("\n"))
+            match = SERVING.search(line)
+            if match and not port:
+                port.append(int(match.group(1)))
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    ready.wait(60)
+    if not port:
+        stop(process)
+        raise RuntimeError("tollgate serve did not start:\n" + "\n".join(log))
+    return process, port[0], log
+
+
+def create_key(data_dir: Path, *extra: str) -> str:
+    output = subprocess.run(
+        [str(tollgate_binary()), "keys", "create", "--data-dir", str(data_dir), "--team", "search",
+         "--project", "answers", "--json", *extra],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    return json.loads(output)["secret"]
+
+
+@pytest.fixture(scope="module")
+def tollgate():
+    fake_process, fake = start_fake_provider(key=UPSTREAM_SECRET)
+    with tempfile.TemporaryDirectory(prefix="tollgate-sdk-") as directory:
+        data_dir = Path(directory)
+        key = create_key(data_dir)
+        limited = create_key(data_dir, "--models", "gpt-4o-mini")
+        process, port, log = start_serve(data_dir, fake.url, "--max-request-bytes", "200000",
+                                         "--upstream-read-timeout", "2")
+        try:
+            yield Tollgate(url=f"http://127.0.0.1:{port}", data_dir=data_dir, key=key, limited_key=limited, log=log)
+        finally:
+            stop(process)
+            stop(fake_process)
+
+
+def tag() -> tuple[str, dict]:
+    call = uuid.uuid4().hex[:12]
+    return call, {"x-tollgate-tags": f"call={call},suite=sdk"}
+
+
+def oai(t: Tollgate, key: str | None = None) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{t.url}/v1", api_key=key or t.key, max_retries=0)
+
+
+def claude(t: Tollgate, key: str | None = None) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=t.url, api_key=key or t.key, max_retries=0)
+
+
+def gem(t: Tollgate, version: str = "v1beta", headers: dict | None = None, key: str | None = None) -> genai.Client:
+    return genai.Client(api_key=key or t.key,
+                        http_options=gtypes.HttpOptions(base_url=t.url, api_version=version, headers=headers))
+
+
+def assert_openai_usage(event: dict, usage) -> None:
+    """The event's disjoint classes add up to OpenAI's inclusive counts, class by class."""
+    u = event["usage"]
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    completion_details = getattr(usage, "completion_tokens_details", None)
+    cached = (prompt_details.cached_tokens or 0) if prompt_details else 0
+    audio_in = (prompt_details.audio_tokens or 0) if prompt_details else 0
+    reasoning = (completion_details.reasoning_tokens or 0) if completion_details else 0
+    audio_out = (completion_details.audio_tokens or 0) if completion_details else 0
+    assert u["cached_input_read_tokens"] == cached
+    assert u["audio_input_tokens"] == audio_in
+    assert u["input_tokens"] == usage.prompt_tokens - cached - audio_in
+    if usage.completion_tokens is not None:
+        assert u["reasoning_tokens"] == reasoning
+        assert u["audio_output_tokens"] == audio_out
+        assert u["output_tokens"] == usage.completion_tokens - reasoning - audio_out
+    assert event["usage_source"] == "provider"
+
+
+def assert_anthropic_usage(event: dict, usage) -> None:
+    u = event["usage"]
+    assert u["input_tokens"] == usage.input_tokens
+    assert u["cached_input_read_tokens"] == (usage.cache_read_input_tokens or 0)
+    creation = usage.cache_creation
+    assert u["cache_write_5m_tokens"] == (creation.ephemeral_5m_input_tokens if creation else usage.cache_creation_input_tokens or 0)
+    assert u["cache_write_1h_tokens"] == (creation.ephemeral_1h_input_tokens if creation else 0)
+    # Thinking is billed as output; Tollgate records it in the reasoning class (priced like output).
+    details = getattr(usage, "output_tokens_details", None)
+    thinking = (getattr(details, "thinking_tokens", None) or 0) if details else 0
+    assert u["reasoning_tokens"] == thinking
+    assert u["output_tokens"] + u["reasoning_tokens"] == usage.output_tokens
+    assert event["usage_source"] == "provider"
+
+
+def assert_gemini_usage(event: dict, usage) -> None:
+    u = event["usage"]
+    cached = usage.cached_content_token_count or 0
+    thoughts = usage.thoughts_token_count or 0
+    assert u["cached_input_read_tokens"] == cached
+    assert u["input_tokens"] + u["audio_input_tokens"] == usage.prompt_token_count - cached + (usage.tool_use_prompt_token_count or 0)
+    assert u["output_tokens"] + u["audio_output_tokens"] == (usage.candidates_token_count or 0)
+    assert u["reasoning_tokens"] == thoughts
+    assert event["usage_source"] == "provider"
+
+
+QUESTION = "What is the capital of France, in one word please?"
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# OpenAI
+
+
+def test_openai_chat(tollgate):
+    call, headers = tag()
+    response = oai(tollgate).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": QUESTION}], extra_headers=headers)
+    assert response.choices[0].message.content.startswith("Echo:")
+    event = tollgate.response_event(call)
+    assert_openai_usage(event, response.usage)
+    assert event["outcome"] == "success" and event["status"] == 200
+    assert event["team"] == "search" and event["project"] == "answers"
+    assert event["served_model"] == response.model
+
+
+def test_openai_chat_stream_without_include_usage(tollgate):
+    """Tollgate asks for usage, meters it, and the client never sees the usage chunk."""
+    call, headers = tag()
+    chunks = list(oai(tollgate).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": QUESTION}], stream=True, extra_headers=headers))
+    assert chunks and all(chunk.usage is None for chunk in chunks)
+    assert all(chunk.choices for chunk in chunks)
+    twin = oai(tollgate).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": QUESTION}])
+    assert_openai_usage(tollgate.response_event(call), twin.usage)
+
+
+def test_openai_chat_stream_with_include_usage(tollgate):
+    call, headers = tag()
+    chunks = list(oai(tollgate).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": QUESTION}], stream=True,
+        stream_options={"include_usage": True}, extra_headers=headers))
+    usage = chunks[-1].usage
+    assert usage is not None and chunks[-1].choices == []
+    assert_openai_usage(tollgate.response_event(call), usage)
+
+
+def test_openai_reasoning_and_cache(tollgate):
+    call, headers = tag()
+    long_prompt = "word " * 1200
+    response = oai(tollgate).chat.completions.create(
+        model="o4-mini", messages=[{"role": "user", "content": long_prompt}], reasoning_effort="low",
+        prompt_cache_key="k1", extra_headers=headers)
+    assert response.usage.completion_tokens_details.reasoning_tokens > 0
+    assert response.usage.prompt_tokens_details.cached_tokens > 0
+    assert_openai_usage(tollgate.response_event(call), response.usage)
+
+
+def test_openai_tool_call_streaming(tollgate):
+    call, headers = tag()
+    chunks = list(oai(tollgate).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[WEATHER_TOOL],
+        stream=True, stream_options={"include_usage": True}, extra_headers=headers))
+    names = [tc.function.name for c in chunks for choice in c.choices for tc in (choice.delta.tool_calls or [])
+             if tc.function and tc.function.name]
+    assert names == ["get_weather"]
+    assert_openai_usage(tollgate.response_event(call), chunks[-1].usage)
+
+
+def test_openai_responses_api(tollgate):
+    call, headers = tag()
+    response = oai(tollgate).responses.create(model="gpt-4o-mini", input=QUESTION, extra_headers=headers)
+    event = tollgate.response_event(call)
+    u = event["usage"]
+    cached = response.usage.input_tokens_details.cached_tokens
+    reasoning = response.usage.output_tokens_details.reasoning_tokens
+    assert u["input_tokens"] == response.usage.input_tokens - cached
+    assert u["output_tokens"] == response.usage.output_tokens - reasoning
+
+    call, headers = tag()
+    with oai(tollgate).responses.stream(model="gpt-4o-mini", input=QUESTION, extra_headers=headers) as stream:
+        final = stream.get_final_response()
+    streamed = tollgate.response_event(call)
+    assert streamed["stream"] is True
+    assert streamed["usage"]["input_tokens"] == final.usage.input_tokens - final.usage.input_tokens_details.cached_tokens
+    assert streamed["usage"]["output_tokens"] == final.usage.output_tokens - final.usage.output_tokens_details.reasoning_tokens
+
+
+def test_openai_embeddings_and_models(tollgate):
+    call, headers = tag()
+    embedded = oai(tollgate).embeddings.create(model="text-embedding-3-small", input=["hello", "world"],
+                                               extra_headers=headers)
+    assert len(embedded.data) == 2
+    event = tollgate.response_event(call)
+    assert event["usage"]["input_tokens"] == embedded.usage.prompt_tokens
+    assert [m.id for m in oai(tollgate, tollgate.limited_key).models.list()] == ["gpt-4o-mini"]
+
+
+def test_openai_errors(tollgate):
+    with pytest.raises(openai.AuthenticationError) as missing:
+        oai(tollgate, "tg-not-a-key").chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert missing.value.status_code == 401
+    with pytest.raises(openai.PermissionDeniedError):
+        oai(tollgate, tollgate.limited_key).chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.BadRequestError):
+        oai(tollgate).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                                              extra_body={"max_tokens": "ten"})
+    with pytest.raises(openai.APIStatusError) as large:
+        oai(tollgate).chat.completions.create(model="gpt-4o-mini",
+                                              messages=[{"role": "user", "content": "x" * 300_000}])
+    assert large.value.status_code == 413
+    with pytest.raises(openai.NotFoundError):
+        oai(tollgate).get("/nothing/here", cast_to=object)
+    call, headers = tag()
+    with pytest.raises(openai.RateLimitError) as limited:
+        oai(tollgate).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                                              extra_headers={**headers, "x-fake-mode": "rate_limit"})
+    assert limited.value.response.headers.get("retry-after") == "1"
+    assert tollgate.response_event(call)["outcome"] == "provider_error"
+    with pytest.raises(openai.InternalServerError):
+        oai(tollgate).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                                              extra_headers={"x-fake-mode": "server_error"})
+    call, headers = tag()
+    with pytest.raises(openai.APIStatusError) as timeout:
+        oai(tollgate).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                                              extra_headers={**headers, "x-fake-mode": "timeout"})
+    assert timeout.value.status_code == 504
+    assert tollgate.response_event(call)["status"] == 504
+
+
+# --------------------------------------------------------------------------------------------------
+# Anthropic
+
+
+CACHED_SYSTEM = [
+    {"type": "text", "text": "Five minute context " * 20, "cache_control": {"type": "ephemeral"}},
+    {"type": "text", "text": "One hour context " * 20, "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+    {"type": "text", "text": "Be brief."},
+]
+
+
+def test_anthropic_messages_with_cache_classes(tollgate):
+    call, headers = tag()
+    message = claude(tollgate).messages.create(
+        model="claude-sonnet-4-6", max_tokens=64, system=CACHED_SYSTEM,
+        messages=[{"role": "user", "content": QUESTION}], extra_headers=headers)
+    assert message.usage.cache_creation.ephemeral_5m_input_tokens > 0
+    assert message.usage.cache_creation.ephemeral_1h_input_tokens > 0
+    assert_anthropic_usage(tollgate.response_event(call), message.usage)
+
+    call, headers = tag()
+    read = claude(tollgate).messages.create(
+        model="claude-sonnet-4-6", max_tokens=64, system=CACHED_SYSTEM,
+        messages=[{"role": "user", "content": QUESTION}], extra_headers={**headers, "x-fake-cache": "read"})
+    assert read.usage.cache_read_input_tokens > 0
+    assert_anthropic_usage(tollgate.response_event(call), read.usage)
+
+
+def test_anthropic_stream_and_tools(tollgate):
+    call, headers = tag()
+    with claude(tollgate).messages.stream(
+        model="claude-sonnet-4-6", max_tokens=64, messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=[{"name": "get_weather", "input_schema": WEATHER_TOOL["function"]["parameters"]}],
+        extra_headers=headers,
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.content[-1].type == "tool_use" and final.content[-1].name == "get_weather"
+    event = tollgate.response_event(call)
+    assert event["stream"] is True
+    assert_anthropic_usage(event, final.usage)
+
+
+def test_anthropic_count_tokens(tollgate):
+    call, headers = tag()
+    counted = claude(tollgate).messages.count_tokens(
+        model="claude-sonnet-4-6", messages=[{"role": "user", "content": QUESTION}], extra_headers=headers)
+    assert counted.input_tokens > 0
+    event = tollgate.response_event(call)
+    assert event["outcome"] == "success"
+    assert event["usage"]["input_tokens"] == 0 and event["usage_source"] == "none"  # counting is free
+
+
+def test_anthropic_errors(tollgate):
+    with pytest.raises(anthropic.AuthenticationError):
+        claude(tollgate, "tg-wrong").messages.create(model="claude-sonnet-4-6", max_tokens=5,
+                                                    messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(anthropic.PermissionDeniedError):
+        claude(tollgate, tollgate.limited_key).messages.create(model="claude-sonnet-4-6", max_tokens=5,
+                                                              messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(anthropic.BadRequestError):
+        claude(tollgate).messages.create(model="claude-sonnet-4-6", max_tokens=5,
+                                         messages=[{"role": "user", "content": "hi"}],
+                                         extra_body={"max_tokens": "five"})
+    with pytest.raises(anthropic.RateLimitError):
+        claude(tollgate).messages.create(model="claude-sonnet-4-6", max_tokens=5,
+                                         messages=[{"role": "user", "content": "hi"}],
+                                         extra_headers={"x-fake-mode": "rate_limit"})
+    with pytest.raises(anthropic.APIStatusError) as large:
+        claude(tollgate).messages.create(model="claude-sonnet-4-6", max_tokens=5,
+                                         messages=[{"role": "user", "content": "x" * 300_000}])
+    assert large.value.status_code == 413
+
+
+# --------------------------------------------------------------------------------------------------
+# Gemini
+
+
+@pytest.mark.parametrize("version", ["v1beta", "v1"])
+def test_gemini_generate_and_stream(tollgate, version):
+    # Keep each client referenced: google-genai closes its HTTP client when the Client is collected.
+    call, headers = tag()
+    client = gem(tollgate, version, headers)
+    response = client.models.generate_content(model="gemini-2.5-flash", contents=QUESTION)
+    assert_gemini_usage(tollgate.response_event(call), response.usage_metadata)
+
+    call, headers = tag()
+    client = gem(tollgate, version, headers)
+    chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents=QUESTION))
+    event = tollgate.response_event(call)
+    assert event["stream"] is True
+    assert_gemini_usage(event, chunks[-1].usage_metadata)
+
+
+def test_gemini_thinking_and_cache(tollgate):
+    call, headers = tag()
+    client = gem(tollgate, headers=headers)
+    response = client.models.generate_content(
+        model="gemini-2.5-pro", contents="Explain the plan",
+        config=gtypes.GenerateContentConfig(cached_content="cachedContents/fake",
+                                            thinking_config=gtypes.ThinkingConfig(thinking_budget=40)))
+    assert response.usage_metadata.thoughts_token_count == 40
+    assert_gemini_usage(tollgate.response_event(call), response.usage_metadata)
+
+
+def test_gemini_function_call_count_tokens_and_embeddings(tollgate):
+    call, headers = tag()
+    declaration = gtypes.FunctionDeclaration(
+        name="get_weather",
+        parameters=gtypes.Schema(type="OBJECT", properties={"city": gtypes.Schema(type="STRING")}, required=["city"]))
+    client = gem(tollgate, headers=headers)
+    response = client.models.generate_content(
+        model="gemini-2.5-flash", contents="Weather?",
+        config=gtypes.GenerateContentConfig(tools=[gtypes.Tool(function_declarations=[declaration])]))
+    assert response.function_calls[0].name == "get_weather"
+    assert_gemini_usage(tollgate.response_event(call), response.usage_metadata)
+
+    call, headers = tag()
+    client = gem(tollgate, headers=headers)
+    counted = client.models.count_tokens(model="gemini-2.5-flash", contents=QUESTION)
+    assert counted.total_tokens > 0
+    assert tollgate.response_event(call)["outcome"] == "success"
+
+    call, headers = tag()
+    client = gem(tollgate, headers=headers)
+    embedded = client.models.embed_content(model="gemini-embedding-001", contents=["hello", "world"])
+    assert len(embedded.embeddings) == 2
+    event = tollgate.response_event(call)
+    assert event["outcome"] == "success"
+    assert event["usage"]["input_tokens"] > 0  # reported, or estimated when the API reports none
+
+
+def test_gemini_errors(tollgate):
+    wrong = gem(tollgate, key="tg-wrong")
+    with pytest.raises(genai_errors.ClientError) as unauthenticated:
+        wrong.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert unauthenticated.value.code == 401
+    limited_client = gem(tollgate, headers={"x-fake-mode": "rate_limit"})
+    with pytest.raises(genai_errors.ClientError) as limited:
+        limited_client.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert limited.value.code == 429
+    failing = gem(tollgate, headers={"x-fake-mode": "server_error"})
+    with pytest.raises(genai_errors.ServerError) as server:
+        failing.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert server.value.code == 500
+
+
+def test_stream_cut_by_provider_is_estimated(tollgate):
+    call, headers = tag()
+    with pytest.raises(Exception):
+        list(oai(tollgate).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": QUESTION}], stream=True,
+            extra_headers={**headers, "x-fake-mode": "cut_stream"}))
+    event = tollgate.response_event(call)
+    assert event["outcome"] == "provider_error"
+    assert event["usage_source"] == "estimated"
+    assert event["usage"]["input_tokens"] > 0
+
+
+def test_unreachable_provider_is_502():
+    with tempfile.TemporaryDirectory(prefix="tollgate-sdk-502-") as directory:
+        key = create_key(Path(directory))
+        process, port, _ = start_serve(Path(directory), "http://127.0.0.1:9", "--upstream-connect-timeout", "1")
+        try:
+            client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
+            with pytest.raises(openai.APIStatusError) as unreachable:
+                client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+            assert unreachable.value.status_code == 502
+        finally:
+            stop(process)
+
+
+def test_secrets_never_written(tollgate):
+    """After every call above: neither the provider secret nor a virtual key's secret is in an event, a log
+    line or any file of the data directory (only the key's SHA-256 is)."""
+    secrets = [UPSTREAM_SECRET, tollgate.key, tollgate.limited_key]
+    for path in tollgate.data_dir.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            for secret in secrets:
+                assert secret.encode() not in content, f"a secret is in {path}"
+    log = "\n".join(tollgate.log)
+    assert "tollgate is serving" in log and len(tollgate.log) > 10  # debug logging was on
+    for secret in secrets:
+        assert secret not in log
+    for event in tollgate.events() + tollgate.events("tollgate.requests") + tollgate.events("tollgate.control"):
+        text = json.dumps(event)
+        for secret in secrets:
+            assert secret not in text
