@@ -7,7 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures.",
-        subcommands: [LogBench.self, LogConsumerChild.self])
+        subcommands: [LogBench.self, ProxyBench.self, LogConsumerChild.self])
 
     struct LogBench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -132,6 +132,55 @@ struct BenchCommand: AsyncParsableCommand {
                               result.consumePerSecond.map(String.init) ?? "-",
                               result.targetRate.map { "\($0)/s" } ?? "max", ms(result.latencyP50Milliseconds),
                               ms(result.latencyP99Milliseconds), ms(result.latencyMaxMilliseconds)])
+            }
+            Output.line(table.render())
+        }
+    }
+
+    struct ProxyBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "proxy",
+            abstract: "Proxy overhead: wrk against the fake provider directly and through tollgate serve.")
+
+        @Option(help: "Seconds per wrk run.") var seconds: Int = 10
+        @Option(help: "Connections of the throughput runs.") var connections: Int = 64
+        @Option(help: "Concurrent slow streams for the memory figure.") var streams: Int = 1_000
+        @Option(help: "Sequential streamed requests for the time-to-first-byte figure.") var ttfbRequests: Int = 300
+        @Flag(help: "Print JSON instead of a table.") var json = false
+
+        func validate() throws {
+            guard (1...300).contains(seconds) else { throw ValidationError("--seconds must be 1...300") }
+            guard (1...4_096).contains(connections) else { throw ValidationError("--connections must be 1...4096") }
+            guard (1...10_000).contains(streams) else { throw ValidationError("--streams must be 1...10000") }
+            guard (1...100_000).contains(ttfbRequests) else { throw ValidationError("--ttfb-requests must be 1...100000") }
+        }
+
+        func run() async throws {
+            LoggingBootstrap.once(level: .warning)
+            var options = ProxyBenchmark.Options(
+                binary: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path)
+            options.seconds = seconds
+            options.connections = connections
+            options.streams = streams
+            options.ttfbRequests = ttfbRequests
+            let quiet = json
+            let results = try await ProxyBenchmark.run(options) { step in
+                if !quiet { FileHandle.standardError.write(Data("bench: \(step)\n".utf8)) }
+            }
+            if json {
+                try Output.json(results)
+                return
+            }
+            func us(_ value: Double?) -> String { value.map { String(format: "%.0f", $0) } ?? "-" }
+            var table = TextTable(columns: ["scenario", "target", "conns", "req/s", "p50 µs", "p99 µs", "RSS MiB",
+                                            "errors"],
+                                  rightAligned: [2, 3, 4, 5, 6, 7])
+            for result in results {
+                table.append([result.scenario, result.target, "\(result.connections)",
+                              result.requestsPerSecond.map { String(format: "%.0f", $0) } ?? "-",
+                              us(result.p50Microseconds), us(result.p99Microseconds),
+                              result.residentMebibytes.map { String(format: "%.1f", $0) } ?? "-",
+                              result.errors.map(String.init) ?? "0"])
             }
             Output.line(table.render())
         }

@@ -1,0 +1,326 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import TollgateEvents
+import TollgateIngress
+import TollgateLog
+
+/// `tollgate bench proxy`: the proxy's overhead, measured against the fake provider called directly.
+///
+/// Starts `tollgate fake-provider` and `tollgate serve` as child processes (so the figures include real
+/// process boundaries and loopback TCP), then measures, direct and through Tollgate, with the same load:
+/// - throughput and latency percentiles of non-streamed 1 KiB chat requests with `wrk` (64 connections,
+///   and 1 connection for the added latency);
+/// - time to first byte of streamed responses (sequential requests);
+/// - Tollgate's resident memory while it relays many concurrent slow streams.
+public enum ProxyBenchmark {
+    public struct Options: Sendable {
+        public var binary: String
+        public var seconds: Int = 10
+        public var connections: Int = 64
+        public var threads: Int = 2
+        public var streams: Int = 1_000
+        public var ttfbRequests: Int = 300
+
+        public init(binary: String) { self.binary = binary }
+    }
+
+    /// One row of the report.
+    public struct Result: Sendable, Codable, Hashable {
+        public var scenario: String
+        public var target: String
+        public var connections: Int
+        public var requestsPerSecond: Double?
+        public var p50Microseconds: Double?
+        public var p99Microseconds: Double?
+        public var residentMebibytes: Double?
+        public var errors: Int?
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    public static func run(_ options: Options, progress: @escaping @Sendable (String) -> Void) async throws -> [Result] {
+        guard let wrk = findExecutable("wrk") else {
+            throw Failure(description: "wrk is not installed (apt-get install wrk; `ops/run bench` does it)")
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-bench-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let upstreamKey = "sk-bench-\(UUID().uuidString)"
+
+        // A virtual key, written to the log before serve starts.
+        let logDirectory = directory.appendingPathComponent("data/log").path
+        let log = try EmbeddedLog.open(directory: logDirectory)
+        try await log.provision(TopicCatalog.specs())
+        let (secret, data) = VirtualKeys.create(team: "bench", project: "bench")
+        try await ControlWriter(log: log, topicPrefix: TopicCatalog.defaultPrefix, source: "tollgate/bench").write(data)
+        log.close()
+
+        progress("starting the fake provider and tollgate serve")
+        let fake = try ChildServer(binary: options.binary,
+                                   arguments: ["fake-provider", "--port", "0", "--require-key", upstreamKey],
+                                   environment: [:], readyMarker: "fake provider listening")
+        defer { fake.stop() }
+        let fakeURL = "http://127.0.0.1:\(try await fake.port())"
+        let serve = try ChildServer(
+            binary: options.binary,
+            arguments: ["serve", "--port", "0", "--data-dir", directory.appendingPathComponent("data").path,
+                        "--log-level", "info"],
+            environment: ["OPENAI_API_KEY": upstreamKey, "TOLLGATE_OPENAI_BASE_URL": fakeURL,
+                          "ANTHROPIC_API_KEY": upstreamKey, "GEMINI_API_KEY": upstreamKey],
+            readyMarker: "tollgate is serving")
+        defer { serve.stop() }
+        let tollgateURL = "http://127.0.0.1:\(try await serve.port())"
+
+        let message = String(repeating: "lorem ipsum ", count: 80)  // ~1 KiB body
+        let body = #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"\#(message)"}]}"#
+        var results: [Result] = []
+        for (target, url, key) in [("direct", fakeURL, upstreamKey), ("tollgate", tollgateURL, secret)] {
+            for connections in [options.connections, 1] {
+                progress("wrk: \(target), \(connections) connection(s), \(options.seconds) s")
+                let script = directory.appendingPathComponent("post-\(target).lua")
+                try wrkScript(body: body, key: key).write(to: script, atomically: true, encoding: .utf8)
+                let output = try runProcess(wrk, ["-t\(min(options.threads, connections))", "-c\(connections)",
+                                                  "-d\(options.seconds)s", "--latency", "-s", script.path,
+                                                  "\(url)/v1/chat/completions"])
+                var result = parseWrk(output)
+                result.scenario = "chat 1 KiB, non-streamed"
+                result.target = target
+                result.connections = connections
+                results.append(result)
+            }
+        }
+
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: {
+            var configuration = HTTPClient.Configuration()
+            configuration.connectionPool = .init(idleTimeout: .seconds(60),
+                                                 concurrentHTTP1ConnectionsPerHostSoftLimit: options.streams + 16)
+            configuration.timeout = .init(connect: .seconds(10), read: .seconds(120))
+            return configuration
+        }())
+        do {
+            let streamBody = #"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello there"}]}"#
+            for (target, url, key) in [("direct", fakeURL, upstreamKey), ("tollgate", tollgateURL, secret)] {
+                progress("time to first byte: \(target), \(options.ttfbRequests) streams")
+                var samples: [Double] = []
+                for _ in 0..<options.ttfbRequests {
+                    samples.append(try await timeToFirstByte(client, url: "\(url)/v1/chat/completions", key: key,
+                                                             body: streamBody))
+                }
+                samples.sort()
+                results.append(Result(scenario: "stream, time to first byte", target: target, connections: 1,
+                                      p50Microseconds: samples[samples.count / 2],
+                                      p99Microseconds: samples[min(samples.count - 1, samples.count * 99 / 100)]))
+            }
+
+            progress("memory: \(options.streams) concurrent slow streams through tollgate")
+            let before = residentMebibytes(pid: serve.pid)
+            let (peak, failures) = try await concurrentStreams(client, url: "\(tollgateURL)/v1/chat/completions", key: secret,
+                                                               body: streamBody, count: options.streams, serve: serve)
+            results.append(Result(scenario: "resident memory, idle", target: "tollgate", connections: 0,
+                                  residentMebibytes: before))
+            results.append(Result(scenario: "resident memory, \(options.streams) open streams", target: "tollgate",
+                                  connections: options.streams, residentMebibytes: peak, errors: failures))
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+        return results
+    }
+
+    // MARK: wrk
+
+    static func wrkScript(body: String, key: String) -> String {
+        let escaped = body.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        return """
+            wrk.method = "POST"
+            wrk.body = "\(escaped)"
+            wrk.headers["Content-Type"] = "application/json"
+            wrk.headers["Authorization"] = "Bearer \(key)"
+            """
+    }
+
+    /// Requests/sec and the 50th/99th latency percentiles from `wrk --latency` output.
+    static func parseWrk(_ output: String) -> Result {
+        var result = Result(scenario: "", target: "", connections: 0)
+        for line in output.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if line.hasPrefix("Requests/sec:"), let value = fields.last.flatMap({ Double($0) }) {
+                result.requestsPerSecond = value
+            } else if fields.count == 2, fields[0] == "50%" {
+                result.p50Microseconds = microseconds(String(fields[1]))
+            } else if fields.count == 2, fields[0] == "99%" {
+                result.p99Microseconds = microseconds(String(fields[1]))
+            } else if line.hasPrefix("Non-2xx or 3xx responses:"), let value = fields.last.flatMap({ Int($0) }) {
+                result.errors = (result.errors ?? 0) + value
+            } else if line.hasPrefix("Socket errors:") {
+                let numbers = line.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+                result.errors = (result.errors ?? 0) + numbers.reduce(0, +)
+            }
+        }
+        return result
+    }
+
+    /// `123.45us`, `1.20ms`, `2.00s` in microseconds.
+    static func microseconds(_ text: String) -> Double? {
+        let units: [(String, Double)] = [("us", 1), ("ms", 1_000), ("s", 1_000_000), ("m", 60_000_000)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            if let value = Double(text.dropLast(suffix.count)) { return value * factor }
+        }
+        return nil
+    }
+
+    // MARK: Streams
+
+    static func timeToFirstByte(_ client: HTTPClient, url: String, key: String, body: String) async throws -> Double {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "authorization", value: "Bearer \(key)")
+        request.headers.add(name: "content-type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: body))
+        let start = ContinuousClock.now
+        let response = try await client.execute(request, timeout: .seconds(30))
+        var first: Double?
+        for try await _ in response.body {
+            if first == nil {
+                let elapsed = ContinuousClock.now - start
+                first = Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12
+            }
+        }
+        return first ?? .nan
+    }
+
+    /// Opens `count` slow streams at once; once all have started, samples Tollgate's resident memory.
+    static func concurrentStreams(_ client: HTTPClient, url: String, key: String, body: String, count: Int,
+                                  serve: ChildServer) async throws -> (Double, Int) {
+        let started = Counter()
+        let failed = Counter()
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<count {
+                group.addTask {
+                    var request = HTTPClientRequest(url: url)
+                    request.method = .POST
+                    request.headers.add(name: "authorization", value: "Bearer \(key)")
+                    request.headers.add(name: "content-type", value: "application/json")
+                    request.headers.add(name: "x-fake-mode", value: "slow_stream")
+                    request.headers.add(name: "x-fake-delay-ms", value: "500")
+                    request.body = .bytes(ByteBuffer(string: body))
+                    do {
+                        let response = try await client.execute(request, timeout: .seconds(60))
+                        var counted = false
+                        for try await _ in response.body where !counted {
+                            _ = started.add(1)
+                            counted = true
+                        }
+                    } catch {
+                        _ = failed.add(1)
+                    }
+                }
+            }
+            // Wait (bounded) until every stream delivered its first bytes, then sample memory a few times.
+            let clock = ContinuousClock()
+            let end = clock.now.advanced(by: .seconds(60))
+            while started.add(0) + failed.add(0) < count && clock.now < end {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            var peak = 0.0
+            for _ in 0..<5 {
+                peak = max(peak, residentMebibytes(pid: serve.pid) ?? 0)
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await group.waitForAll()
+            return (peak, failed.add(0))
+        }
+    }
+
+    // MARK: Processes
+
+    static func residentMebibytes(pid: Int32) -> Double? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            let kib = line.split(whereSeparator: { !$0.isNumber }).compactMap { Double($0) }.first ?? 0
+            return (kib / 1024 * 10).rounded() / 10
+        }
+        return nil
+    }
+
+    static func findExecutable(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    static func runProcess(_ executable: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+
+/// A `tollgate` child process that logs `tollgate.port=N` once it listens.
+final class ChildServer: Sendable {
+    private let process: Process
+    private let ports: AsyncStream<Int>
+    var pid: Int32 { process.processIdentifier }
+
+    init(binary: String, arguments: [String], environment: [String: String], readyMarker: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        let pipe = Pipe()
+        process.standardError = pipe
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let buffer = Mutex(Data())
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                continuation.finish()
+                return
+            }
+            let lines = buffer.withLock { pending -> [String] in
+                pending.append(data)
+                var lines: [String] = []
+                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                    lines.append(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
+                    pending.removeSubrange(pending.startIndex...newline)
+                }
+                return lines
+            }
+            for line in lines where line.contains(readyMarker) {
+                if let range = line.range(of: #"tollgate\.port=(\d+)"#, options: .regularExpression),
+                   let port = Int(line[range].dropFirst("tollgate.port=".count)) {
+                    continuation.yield(port)
+                }
+            }
+        }
+        try process.run()
+        self.process = process
+        self.ports = ports
+    }
+
+    func port() async throws -> Int {
+        for await port in ports { return port }
+        throw ProxyBenchmark.Failure(description: "\(process.arguments?.first ?? "child") exited before listening")
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
