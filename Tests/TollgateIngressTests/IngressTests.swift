@@ -220,4 +220,44 @@ struct IngressTests {
         _ = reply
         await harness.shutdown()
     }
+
+    @Test("a client that disconnects mid-stream cancels the upstream call and is recorded as cancelled")
+    func clientDisconnect() async throws {
+        let harness = try await IngressHarness()
+        let key = try await harness.createKey()
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(harness.ingressPort)/v1/chat/completions")
+        request.method = .POST
+        request.headers.add(name: "authorization", value: "Bearer \(key.secret)")
+        request.headers.add(name: "content-type", value: "application/json")
+        // 32 words at 400 ms per chunk: about 13 s if nobody hangs up.
+        request.headers.add(name: "x-fake-mode", value: "slow_stream")
+        request.headers.add(name: "x-fake-delay-ms", value: "400")
+        request.headers.add(name: "x-tollgate-tags", value: "call=disconnect")
+        var streaming = Self.chat
+        streaming["stream"] = true
+        streaming["messages"] = [["role": "user", "content": (1...40).map(String.init).joined(separator: " ")]]
+        request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: streaming)))
+        let started = ContinuousClock.now
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let task = Task {
+            let response = try await client.execute(request, timeout: .seconds(30))
+            for try await _ in response.body { break }  // the first bytes, then hang up
+        }
+        _ = try await task.value
+        try await client.shutdown()  // closes the connection
+
+        // The event arrives long before the stream would have ended.
+        var event: ResponseData?
+        while event == nil, ContinuousClock.now - started < .seconds(8) {
+            event = try await harness.events("tollgate.responses")
+                .map { try EventCoding.decode(ResponseData.self, from: $0).data }
+                .first { $0.tags["call"] == "disconnect" }
+        }
+        let recorded = try #require(event)
+        #expect(recorded.outcome == .clientCancelled)
+        #expect(recorded.usageSource == .estimated)
+        #expect(recorded.usage.inputTokens > 0)
+        #expect(ContinuousClock.now - started < .seconds(8))
+        await harness.shutdown()
+    }
 }
