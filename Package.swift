@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // NIOPosix: running Swift concurrency on the event loops (already used by Hummingbird and AHC).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         // HTTPField/HTTPFields names (already used by Hummingbird; declared to import them directly).
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         // Upstream calls to the providers (streaming, connection pooling).
@@ -102,6 +104,8 @@ let package = Package(
                 "TollgateEvents",
                 "TollgateLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

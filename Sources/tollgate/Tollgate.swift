@@ -1,8 +1,22 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 
 @main
+enum Entry {
+    static func main() async {
+        // Run Swift concurrency's global executor on SwiftNIO's event loops: HTTP handlers, upstream calls
+        // and the proxy's tasks then stay on the threads that do the I/O instead of hopping between pools.
+        // Blocking work never runs there: SQLite calls have their own threads and queues.
+        if ProcessInfo.processInfo.environment["TOLLGATE_NIO_EXECUTOR"] != "0" {
+            NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        }
+        await Tollgate.main()
+    }
+}
+
 struct Tollgate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tollgate",
