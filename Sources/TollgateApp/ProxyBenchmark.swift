@@ -2,7 +2,6 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
-import Synchronization
 import TollgateEvents
 import TollgateIngress
 import TollgateLog
@@ -272,7 +271,8 @@ public enum ProxyBenchmark {
 /// A `tollgate` child process that logs `tollgate.port=N` once it listens.
 final class ChildServer: Sendable {
     private let process: Process
-    private let ports: AsyncStream<Int>
+    private let lines: AsyncStream<String>
+    private let readyMarker: String
     var pid: Int32 { process.processIdentifier }
 
     init(binary: String, arguments: [String], environment: [String: String], readyMarker: String) throws {
@@ -283,38 +283,20 @@ final class ChildServer: Sendable {
         process.standardOutput = FileHandle.nullDevice
         let pipe = Pipe()
         process.standardError = pipe
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let buffer = Mutex(Data())
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                continuation.finish()
-                return
-            }
-            let lines = buffer.withLock { pending -> [String] in
-                pending.append(data)
-                var lines: [String] = []
-                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                    lines.append(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
-                    pending.removeSubrange(pending.startIndex...newline)
-                }
-                return lines
-            }
-            for line in lines where line.contains(readyMarker) {
-                if let range = line.range(of: #"tollgate\.port=(\d+)"#, options: .regularExpression),
-                   let port = Int(line[range].dropFirst("tollgate.port=".count)) {
-                    continuation.yield(port)
-                }
-            }
-        }
+        self.lines = PipeLines.stream(pipe)
+        self.readyMarker = readyMarker
         try process.run()
         self.process = process
-        self.ports = ports
     }
 
+    /// The port from the `tollgate.port=N` metadata of the ready line.
     func port() async throws -> Int {
-        for await port in ports { return port }
+        for await line in lines where line.contains(readyMarker) {
+            if let range = line.range(of: #"tollgate\.port=(\d+)"#, options: .regularExpression),
+               let port = Int(line[range].dropFirst("tollgate.port=".count)) {
+                return port
+            }
+        }
         throw ProxyBenchmark.Failure(description: "\(process.arguments?.first ?? "child") exited before listening")
     }
 

@@ -1,7 +1,7 @@
-import Foundation
+public import Foundation
 public import Hummingbird
 import HTTPTypes
-import TollgateEvents
+public import TollgateEvents
 
 /// The admin API under `/admin/`, authenticated with the master key (`TOLLGATE_ADMIN_KEY`) as a bearer
 /// token or `x-api-key`.
@@ -79,40 +79,6 @@ public enum AdminRoutes {
         var readOnly: Bool?
     }
 
-    /// A key as the admin API shows it.
-    struct KeyView: Encodable {
-        var keyID: String
-        var keyPrefix: String
-        var name: String?
-        var team: String
-        var project: String
-        var customer: String?
-        var tags: [String: String]
-        var models: [String]
-        var expiresAt: Date?
-        var createdAt: Date
-        var readOnly: Bool
-        var revokedAt: Date?
-        /// Only in the answer to the creation.
-        var secret: String?
-
-        init(_ data: KeyCreatedData, revokedAt: Date?, secret: String?) {
-            keyID = data.keyID
-            keyPrefix = data.keyPrefix
-            name = data.name
-            team = data.team
-            project = data.project
-            customer = data.customer
-            tags = data.tags
-            models = data.models
-            expiresAt = data.expiresAt
-            createdAt = data.createdAt
-            readOnly = data.readOnly
-            self.revokedAt = revokedAt
-            self.secret = secret
-        }
-    }
-
     static func authorize(_ request: Request, adminKey: String?) -> Response? {
         guard let adminKey else {
             return failure(403, "admin_disabled", "The admin API is disabled: set TOLLGATE_ADMIN_KEY to enable it.")
@@ -155,5 +121,39 @@ extension JSONDecoder {
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         decoder.dateDecodingStrategy = .iso8601
         return decoder
+    }
+}
+
+/// A key as the admin API and the CLI show it: never the hash, and the secret only when just created.
+public struct KeyView: Encodable, Sendable {
+    public var keyID: String
+    public var keyPrefix: String
+    public var name: String?
+    public var team: String
+    public var project: String
+    public var customer: String?
+    public var tags: [String: String]
+    public var models: [String]
+    public var expiresAt: Date?
+    public var createdAt: Date
+    public var readOnly: Bool
+    public var revokedAt: Date?
+    /// Only in the answer to the creation.
+    public var secret: String?
+
+    public init(_ data: KeyCreatedData, revokedAt: Date?, secret: String? = nil) {
+        keyID = data.keyID
+        keyPrefix = data.keyPrefix
+        name = data.name
+        team = data.team
+        project = data.project
+        customer = data.customer
+        tags = data.tags
+        models = data.models
+        expiresAt = data.expiresAt
+        createdAt = data.createdAt
+        readOnly = data.readOnly
+        self.revokedAt = revokedAt
+        self.secret = secret
     }
 }

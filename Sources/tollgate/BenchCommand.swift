@@ -247,17 +247,7 @@ final class ChildConsumer: Sendable {
                              "--result-file", resultPath]
         let pipe = Pipe()
         process.standardOutput = pipe
-        let (lines, continuation) = AsyncStream.makeStream(of: String.self)
-        let buffer = LineBuffer()
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                continuation.finish()
-                return
-            }
-            for line in buffer.append(data) { continuation.yield(line) }
-        }
+        let lines = PipeLines.stream(pipe)
         let (exited, exit) = AsyncStream.makeStream(of: Int32.self)
         process.terminationHandler = { process in
             exit.yield(process.terminationStatus)
@@ -282,21 +272,5 @@ final class ChildConsumer: Sendable {
         }
         try? FileManager.default.removeItem(atPath: resultPath)
         return try JSONDecoder().decode(LogBenchmark.ConsumerMeasurement.self, from: data)
-    }
-}
-
-/// Splits a byte stream into lines.
-final class LineBuffer: @unchecked Sendable {
-    // Only touched from the pipe's readability handler, which Foundation calls serially.
-    private var pending = Data()
-
-    func append(_ data: Data) -> [String] {
-        pending.append(data)
-        var lines: [String] = []
-        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-            lines.append(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
-            pending.removeSubrange(pending.startIndex...newline)
-        }
-        return lines
     }
 }

@@ -11,39 +11,6 @@ struct KeysCommand: AsyncParsableCommand {
         abstract: "Create, list and revoke virtual keys (written to the control topic of the log).",
         subcommands: [Create.self, List.self, Revoke.self])
 
-    /// Keys as the CLI prints them.
-    struct KeyRow: Encodable {
-        var keyID: String
-        var keyPrefix: String
-        var name: String?
-        var team: String
-        var project: String
-        var customer: String?
-        var models: [String]
-        var tags: [String: String]
-        var expiresAt: String?
-        var createdAt: String
-        var readOnly: Bool
-        var revokedAt: String?
-        var secret: String?
-
-        init(_ data: KeyCreatedData, revokedAt: Date?, secret: String? = nil) {
-            keyID = data.keyID
-            keyPrefix = data.keyPrefix
-            name = data.name
-            team = data.team
-            project = data.project
-            customer = data.customer
-            models = data.models
-            tags = data.tags
-            expiresAt = data.expiresAt.map(EventTime.format)
-            createdAt = EventTime.format(data.createdAt)
-            readOnly = data.readOnly
-            self.revokedAt = revokedAt.map(EventTime.format)
-            self.secret = secret
-        }
-    }
-
     static func open(_ storage: StorageOptions, _ logging: LoggingOptions) async throws -> (EmbeddedLog, ControlWriter) {
         let logger = logging.bootstrap(default: .warning)
         let log = try EmbeddedLog.open(directory: storage.resolvedLogDirectory, logger: logger)
@@ -52,12 +19,13 @@ struct KeysCommand: AsyncParsableCommand {
                                    source: "tollgate/cli/\(ProcessInfo.processInfo.hostName)"))
     }
 
-    static func table(_ rows: [KeyRow]) -> String {
+    static func table(_ rows: [KeyView]) -> String {
         var table = TextTable(columns: ["key id", "prefix", "name", "team", "project", "models", "expires", "status"])
         for row in rows {
             table.append([row.keyID, row.keyPrefix + "…", row.name ?? "-", row.team, row.project,
-                          row.models.isEmpty ? "all" : row.models.joined(separator: ","), row.expiresAt ?? "never",
-                          row.revokedAt.map { "revoked \($0)" } ?? (row.readOnly ? "read-only" : "active")])
+                          row.models.isEmpty ? "all" : row.models.joined(separator: ","),
+                          row.expiresAt.map(EventTime.format) ?? "never",
+                          row.revokedAt.map { "revoked \(EventTime.format($0))" } ?? (row.readOnly ? "read-only" : "active")])
         }
         return table.render()
     }
@@ -94,7 +62,7 @@ struct KeysCommand: AsyncParsableCommand {
                                                     tags: tagMap, models: modelList, expiresAt: expiry,
                                                     readOnly: readOnly)
             try await writer.write(data)
-            let row = KeyRow(data, revokedAt: nil, secret: secret)
+            let row = KeyView(data, revokedAt: nil, secret: secret)
             if json {
                 try Output.json(row)
             } else {
@@ -126,7 +94,7 @@ struct KeysCommand: AsyncParsableCommand {
             defer { log.close() }
             var table = KeyTable()
             for event in try await writer.readAll() { table.apply(event) }
-            let rows = table.entries.filter { all || $0.revokedAt == nil }.map { KeyRow($0.data, revokedAt: $0.revokedAt) }
+            let rows = table.entries.filter { all || $0.revokedAt == nil }.map { KeyView($0.data, revokedAt: $0.revokedAt) }
             if json { try Output.json(rows) } else { Output.line(KeysCommand.table(rows)) }
         }
     }
@@ -148,7 +116,7 @@ struct KeysCommand: AsyncParsableCommand {
             guard let entry = table.entry(id: keyID) else { throw ValidationError("no key with id \(keyID)") }
             let now = Date()
             if entry.revokedAt == nil { try await writer.write(KeyRevokedData(keyID: keyID, revokedAt: now, reason: reason)) }
-            let row = KeyRow(entry.data, revokedAt: entry.revokedAt ?? now)
+            let row = KeyView(entry.data, revokedAt: entry.revokedAt ?? now)
             if json { try Output.json(row) } else { Output.line(KeysCommand.table([row])) }
         }
     }
