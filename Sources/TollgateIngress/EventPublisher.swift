@@ -54,15 +54,26 @@ public final class EventPublisher: Service, Sendable {
     /// Queues an event on its catalog topic under `prefix`.
     public func publish<Payload: EventPayload>(_ event: CloudEvent<Payload>, prefix: String) {
         do {
-            let value = try EventCoding.encode(event)
-            publish(OutgoingMessage(
-                topic: prefix + Payload.topic, key: Data(event.data.messageKey.utf8), value: value,
-                headers: [MessageHeader("content-type", "application/cloudevents+json"),
-                          MessageHeader("ce_type", Payload.eventType)]))
+            publish(Self.message(Payload.self, key: event.data.messageKey, prefix: prefix,
+                                 value: try EventCoding.encode(event)))
         } catch {
             logger.error("event could not be encoded", metadata: ["tollgate.event_type": "\(Payload.eventType)",
                                                                   "tollgate.error": "\(error)"])
         }
+    }
+
+    /// Queues an event whose type has a canonical JSON writer (request and response events, written on
+    /// every call): same bytes as the generic path, a fraction of the CPU.
+    public func publish<Payload: EventPayload & CanonicalJSONEncodable>(_ event: CloudEvent<Payload>, prefix: String) {
+        publish(Self.message(Payload.self, key: event.data.messageKey, prefix: prefix,
+                             value: EventCoding.encodeCanonical(event)))
+    }
+
+    static func message<Payload: EventPayload>(_ type: Payload.Type, key: String, prefix: String,
+                                               value: Data) -> OutgoingMessage {
+        OutgoingMessage(topic: prefix + Payload.topic, key: Data(key.utf8), value: value,
+                        headers: [MessageHeader("content-type", "application/cloudevents+json"),
+                                  MessageHeader("ce_type", Payload.eventType)])
     }
 
     /// Events dropped because the queue was full.
