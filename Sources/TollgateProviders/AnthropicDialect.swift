@@ -61,7 +61,8 @@ public enum AnthropicDialect: ProviderDialect {
     // MARK: Responses
 
     public static func usage(endpoint: Endpoint, responseBody: Data) -> TokenUsage? {
-        guard let wire = ResponseDecoding.decode(ResponseWire.self, from: responseBody) else { return nil }
+        guard let wire = ResponseDecoding.decode(ResponseWire.self, from: responseBody, keeping: ResponseWire.members)
+        else { return nil }
         if endpoint == .anthropicCountTokens {
             // `{"input_tokens": N}`: not billed, reported for the ingress to decide.
             return wire.inputTokens.map { TokenUsage(inputTokens: TokenCount.clamp($0)) }
@@ -71,10 +72,13 @@ public enum AnthropicDialect: ProviderDialect {
 
     public static func servedModel(endpoint: Endpoint, responseBody: Data) -> String? {
         guard endpoint == .anthropicMessages else { return nil }
-        return ResponseDecoding.decode(ResponseWire.self, from: responseBody)?.model
+        return ResponseDecoding.decode(ResponseWire.self, from: responseBody, keeping: ResponseWire.members)?.model
     }
 
     private struct ResponseWire: Decodable {
+        /// The only members read: the content blocks are skipped unparsed.
+        static let members = ["model", "usage", "input_tokens"]
+
         var model: String?
         var usage: UsageWire?
         /// count_tokens' answer.

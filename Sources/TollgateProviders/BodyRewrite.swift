@@ -76,6 +76,26 @@ enum ResponseDecoding {
         try? JSONDecoder().decode(Wire.self, from: data)
     }
 
+    /// Decodes only the named top-level members of a JSON object (a response's `model` and `usage`,
+    /// skipping its bulk, such as `choices` or `content`): the scanner finds their bytes, and the decoder
+    /// sees a small object made of just those. Falls back to decoding everything when `data` is not an
+    /// object.
+    static func decode<Wire: Decodable>(_ type: Wire.Type, from data: Data, keeping names: [String]) -> Wire? {
+        let slim: Data? = JSONScanner.with(data) { scanner in
+            guard let root = scanner.rootObject() else { return nil }
+            var output = Data([UInt8(ascii: "{")])
+            for member in root.members where names.contains(where: { scanner.key(of: member, is: $0) }) {
+                if output.count > 1 { output.append(UInt8(ascii: ",")) }
+                output.append(contentsOf: UnsafeBufferPointer(rebasing: scanner.bytes[member.keyRange]))
+                output.append(UInt8(ascii: ":"))
+                output.append(contentsOf: UnsafeBufferPointer(rebasing: scanner.bytes[member.valueRange]))
+            }
+            output.append(UInt8(ascii: "}"))
+            return output
+        }
+        return decode(Wire.self, from: slim ?? data)
+    }
+
     static func decode<Wire: Decodable>(_ type: Wire.Type, from text: String) -> Wire? {
         decode(Wire.self, from: Data(text.utf8))
     }

@@ -144,16 +144,20 @@ public enum OpenAIDialect: ProviderDialect {
 
     public static func usage(endpoint: Endpoint, responseBody: Data) -> TokenUsage? {
         guard endpoint != .openAIModels else { return nil }
-        return ResponseDecoding.decode(ResponseWire.self, from: responseBody)?.usage?.tokenUsage
+        return ResponseDecoding.decode(ResponseWire.self, from: responseBody, keeping: ResponseWire.members)?
+            .usage?.tokenUsage
     }
 
     public static func servedModel(endpoint: Endpoint, responseBody: Data) -> String? {
         guard endpoint != .openAIModels else { return nil }
-        return ResponseDecoding.decode(ResponseWire.self, from: responseBody)?.model
+        return ResponseDecoding.decode(ResponseWire.self, from: responseBody, keeping: ResponseWire.members)?.model
     }
 
     /// A complete response (`chat.completion`, `text_completion`, embeddings `list`, `response`).
     private struct ResponseWire: Decodable {
+        /// The only members read: the rest (choices, output, data) is skipped unparsed.
+        static let members = ["model", "usage"]
+
         var model: String?
         var usage: UsageWire?
     }
