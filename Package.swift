@@ -33,6 +33,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
+        // librdkafka (Debian librdkafka-dev), used only inside TollgateLog/Kafka.
+        .systemLibrary(
+            name: "CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
         // The public event contract: CloudEvents envelope, event payloads, money, topic catalog.
         .target(
             name: "TollgateEvents",
@@ -42,6 +48,7 @@ let package = Package(
         .target(
             name: "TollgateLog",
             dependencies: [
+                "CRdKafka",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

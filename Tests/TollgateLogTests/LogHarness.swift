@@ -17,7 +17,26 @@ struct LogEngine: Sendable, CustomTestStringConvertible {
         return LogFixture(log: log, directory: directory, embedded: log)
     }
 
-    static let all: [LogEngine] = [.embedded]
+    /// `KafkaLog` on librdkafka's mock cluster, one cluster per test (groups are named alike across
+    /// tests), with the short group timings the mock needs.
+    static let kafka = LogEngine(name: "kafka-mock", compacts: false) {
+        let cluster = try KafkaMockCluster()
+        let log = try KafkaLog(configuration: cluster.configuration(), mockCluster: cluster)
+        return LogFixture(log: ConsumerTunedLog.mockTimings(log), kafkaCluster: cluster)
+    }
+
+    /// `KafkaLog` on a real cluster, only when `TOLLGATE_KAFKA_BROKERS` names one (`host:port,…`).
+    static let kafkaBrokers: LogEngine? = ProcessInfo.processInfo.environment["TOLLGATE_KAFKA_BROKERS"]
+        .flatMap { $0.isEmpty ? nil : $0 }
+        .map { brokers in
+            // Compaction on a real broker runs on the broker's schedule: the test cannot trigger it.
+            LogEngine(name: "kafka-brokers", compacts: false) {
+                let configuration = KafkaConfiguration(brokers: brokers.split(separator: ",").map(String.init))
+                return LogFixture(log: ConsumerTunedLog.scopedGroups(try KafkaLog(configuration: configuration)))
+            }
+        }
+
+    static let all: [LogEngine] = [.embedded, .kafka] + (kafkaBrokers.map { [$0] } ?? [])
 }
 
 /// A log plus what keeps it alive for one test.
@@ -25,6 +44,8 @@ struct LogFixture: Sendable {
     var log: any MessageLog
     var directory: TemporaryDirectory?
     var embedded: EmbeddedLog?
+    /// The mock cluster a Kafka fixture runs on.
+    var kafkaCluster: KafkaMockCluster? = nil
 
     /// A topic with a name unique to the test.
     func topic(_ base: String = "t", partitions: Int = 4, cleanupPolicy: CleanupPolicy = .delete,

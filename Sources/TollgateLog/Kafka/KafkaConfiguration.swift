@@ -1,0 +1,124 @@
+/// Settings of a ``KafkaLog``.
+///
+/// The defaults suit a real cluster; ``KafkaMockCluster/configuration(clientID:)`` returns settings tuned
+/// for librdkafka's in-process mock cluster. Any librdkafka property can be set or overridden by name in
+/// ``properties`` (security settings such as `security.protocol`, `sasl.*` and `ssl.*` go there too).
+///
+/// ```swift
+/// var configuration = KafkaConfiguration(brokers: ["kafka-1:9092", "kafka-2:9092"])
+/// configuration.properties["security.protocol"] = "sasl_ssl"
+/// let log = try KafkaLog(configuration: configuration)
+/// ```
+public struct KafkaConfiguration: Sendable, Hashable {
+    /// Bootstrap brokers as `host:port` (librdkafka `bootstrap.servers`). No default.
+    public var brokers: [String]
+    /// Client id sent to the brokers (`client.id`). Default `tollgate`.
+    public var clientID: String
+    /// Producer compression (`compression.codec`). Default `.lz4`.
+    public var compression: Compression
+    /// How long the producer waits to fill a batch (`linger.ms`). Default 5 ms: low latency, still batching.
+    public var linger: Duration
+    /// How long a broker may hold an empty fetch (`fetch.wait.max.ms`). Default 100 ms. The mock cluster
+    /// is not woken by new data, so it needs about 10 ms.
+    public var fetchWaitMaximum: Duration
+    /// How long a produced message may wait for delivery before it fails (`message.timeout.ms`).
+    /// Default 30 s.
+    public var deliveryTimeout: Duration
+    /// Time limit of metadata, watermark, commit and admin requests. Default 10 s.
+    public var requestTimeout: Duration
+    /// Largest message the producer accepts (`message.max.bytes`). Default 4 MiB.
+    public var maximumMessageBytes: Int
+    /// Messages a consumer buffers ahead of its `poll` calls. While that many wait, it takes no more from
+    /// librdkafka and serves no rebalance until the application polls again. Default 10,000.
+    public var consumerBufferLimit: Int
+    /// Extra librdkafka properties by name, applied last to producers, consumers and admin clients, so
+    /// they override every setting above. Default empty.
+    public var properties: [String: String]
+
+    public init(brokers: [String], clientID: String = "tollgate", compression: Compression = .lz4,
+                linger: Duration = .milliseconds(5), fetchWaitMaximum: Duration = .milliseconds(100),
+                deliveryTimeout: Duration = .seconds(30), requestTimeout: Duration = .seconds(10),
+                maximumMessageBytes: Int = 4 << 20, consumerBufferLimit: Int = 10_000,
+                properties: [String: String] = [:]) {
+        self.brokers = brokers
+        self.clientID = clientID
+        self.compression = compression
+        self.linger = linger
+        self.fetchWaitMaximum = fetchWaitMaximum
+        self.deliveryTimeout = deliveryTimeout
+        self.requestTimeout = requestTimeout
+        self.maximumMessageBytes = maximumMessageBytes
+        self.consumerBufferLimit = consumerBufferLimit
+        self.properties = properties
+    }
+
+    /// Producer compression codecs.
+    public enum Compression: String, Sendable, Hashable {
+        case none
+        case lz4
+        case zstd
+    }
+}
+
+extension KafkaConfiguration {
+    /// Properties shared by every client.
+    var commonProperties: [(String, String)] {
+        [
+            ("bootstrap.servers", brokers.joined(separator: ",")),
+            ("client.id", clientID),
+            ("allow.auto.create.topics", "false"),
+        ]
+    }
+
+    /// The producer's properties: idempotent, every in-sync replica acknowledges, keys partitioned like
+    /// Kafka's Java client.
+    var producerProperties: [(String, String)] {
+        commonProperties + [
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("linger.ms", "\(linger.wholeMilliseconds)"),
+            ("compression.codec", compression.rawValue),
+            ("partitioner", "murmur2_random"),
+            ("message.timeout.ms", "\(deliveryTimeout.wholeMilliseconds)"),
+            ("message.max.bytes", "\(maximumMessageBytes + (64 << 10))"),
+        ] + properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// A consumer's properties: explicit commits only, eager rebalancing handled by our callback.
+    func consumerProperties(_ consumer: ConsumerConfiguration) -> [(String, String)] {
+        var result = commonProperties + [
+            ("group.id", consumer.group),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", consumer.autoOffsetReset.rawValue),
+            ("session.timeout.ms", "\(consumer.sessionTimeout.wholeMilliseconds)"),
+            ("heartbeat.interval.ms", "\(consumer.heartbeatInterval.wholeMilliseconds)"),
+            ("fetch.wait.max.ms", "\(fetchWaitMaximum.wholeMilliseconds)"),
+            ("partition.assignment.strategy", "range,roundrobin"),
+        ]
+        if let instance = consumer.instanceID { result.append(("group.instance.id", instance)) }
+        return result + properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+}
+
+extension KafkaConfiguration {
+    /// A group-less consumer that reads single messages by assignment (timestamp lookups on the mock).
+    var readerProperties: [(String, String)] {
+        commonProperties + [
+            ("group.id", "tollgate-reader"),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("fetch.wait.max.ms", "\(fetchWaitMaximum.wholeMilliseconds)"),
+            ("log_level", "3"),
+        ] + properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, at least 0, clamped to `Int32` (librdkafka's millisecond settings are `int`).
+    var wholeMilliseconds: Int32 {
+        let (seconds, attoseconds) = components
+        let total = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return Int32(clamping: max(0, total))
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+@testable import TollgateLog
+
+/// Behaviour specific to the Kafka engine, on librdkafka's mock cluster.
+@Suite("KafkaLog")
+struct KafkaLogTests {
+    private func makeLog() throws -> (KafkaMockCluster, KafkaLog) {
+        let cluster = try KafkaMockCluster()
+        return (cluster, try KafkaLog(configuration: cluster.configuration(), mockCluster: cluster))
+    }
+
+    @Test("every key lands on the partition the Partitioner computes (murmur2_random)")
+    func keysMatchPartitioner() async throws {
+        let (_, log) = try makeLog()
+        try await log.provision([TopicSpec(name: "keys", partitions: 13)])
+        let keys = (0..<2_000).map { "key-\($0)-\(String(repeating: "x", count: $0 % 11))" }
+        let acks = try await log.produce(keys.map { OutgoingMessage(topic: "keys", key: $0, value: bytes("v")) })
+        let mismatches = zip(keys, acks).filter {
+            $1.partition != Partitioner.partition(forKey: bytes($0), partitions: 13)
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.count) keys on another partition, first \(mismatches.first.map(\.0) ?? "")")
+    }
+
+    @Test("producing to an unknown topic fails with LogError at once, no hang", .timeLimit(.minutes(1)))
+    func unknownTopic() async throws {
+        let (_, log) = try makeLog()
+        let clock = ContinuousClock()
+        let start = clock.now
+        await #expect(throws: LogError.unknownTopic("missing")) {
+            try await log.produce(OutgoingMessage(topic: "missing", key: "k", value: bytes("v")))
+        }
+        #expect(clock.now - start < .seconds(5))
+        // The topic was not auto-created by the attempt.
+        #expect(try await log.topics().map(\.name).contains("missing") == false)
+    }
+
+    @Test("a delivery refused by the broker fails the call with LogError, no hang", .timeLimit(.minutes(1)))
+    func deliveryError() async throws {
+        let (cluster, log) = try makeLog()
+        try await log.provision([TopicSpec(name: "refused", partitions: 1)])
+        cluster.failNextProduceRequests(5, errorCode: 29)  // TOPIC_AUTHORIZATION_FAILED: not retriable
+        do {
+            _ = try await log.produce(OutgoingMessage(topic: "refused", key: "k", value: bytes("v")))
+            Issue.record("the produce call succeeded")
+        } catch let error as LogError {
+            guard case .storage(let reason) = error else {
+                Issue.record("unexpected error \(error)")
+                return
+            }
+            #expect(reason.contains("AUTHORIZATION"))
+        }
+    }
+
+    @Test("a consumer that falls behind stops fetching and loses nothing when it catches up")
+    func backPressure() async throws {
+        let cluster = try KafkaMockCluster()
+        var configuration = cluster.configuration()
+        configuration.consumerBufferLimit = 50
+        let log = try KafkaLog(configuration: configuration, mockCluster: cluster)
+        try await log.provision([TopicSpec(name: "bp", partitions: 2)])
+        _ = try await log.produce((0..<1_000).map {
+            OutgoingMessage(topic: "bp", key: nil, value: bytes("\($0)"), partition: $0 % 2)
+        })
+        let consumer = try await log.makeConsumer(ConsumerConfiguration(group: "g"))
+        try await consumer.subscribe(["bp"])
+        var received: [ConsumedMessage] = []
+        let clock = ContinuousClock()
+        let end = clock.now.advanced(by: .seconds(20))
+        while received.count < 1_000 && clock.now < end {
+            // Small, slow polls: the buffer (50 messages) fills up and the consumer waits in between.
+            received += try await consumer.poll(maxMessages: 20, timeout: .milliseconds(100))
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        #expect(received.count == 1_000)
+        for partition in 0..<2 {
+            #expect(received.filter { $0.partition == partition }.map(\.offset) == Array(0..<500))
+        }
+        try await consumer.close()
+    }
+
+    @Test("provisioning is idempotent; partitions cannot shrink; topics() reports the specs")
+    func provisioning() async throws {
+        let (_, log) = try makeLog()
+        let spec = TopicSpec(name: "p", partitions: 3, retentionMilliseconds: 60_000)
+        try await log.provision([spec])
+        try await log.provision([spec])
+        #expect(try await log.topics() == [spec])
+        #expect(try await log.watermarks(topic: "p").count == 3)
+        await #expect(throws: LogError.partitionCountCannotShrink(topic: "p", existing: 3, requested: 2)) {
+            var smaller = spec
+            smaller.partitions = 2
+            try await log.provision([smaller])
+        }
+    }
+}
