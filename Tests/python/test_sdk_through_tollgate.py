@@ -107,17 +107,20 @@ def create_key(data_dir: Path, *extra: str) -> str:
 @pytest.fixture(scope="module")
 def tollgate():
     fake_process, fake = start_fake_provider(key=UPSTREAM_SECRET)
-    with tempfile.TemporaryDirectory(prefix="tollgate-sdk-") as directory:
-        data_dir = Path(directory)
-        key = create_key(data_dir)
-        limited = create_key(data_dir, "--models", "gpt-4o-mini")
-        process, port, log = start_serve(data_dir, fake.url, "--max-request-bytes", "200000",
-                                         "--upstream-read-timeout", "2")
-        try:
-            yield Tollgate(url=f"http://127.0.0.1:{port}", data_dir=data_dir, key=key, limited_key=limited, log=log)
-        finally:
-            stop(process)
-            stop(fake_process)
+    try:
+        with tempfile.TemporaryDirectory(prefix="tollgate-sdk-") as directory:
+            data_dir = Path(directory)
+            key = create_key(data_dir)
+            limited = create_key(data_dir, "--models", "gpt-4o-mini")
+            process, port, log = start_serve(data_dir, fake.url, "--max-request-bytes", "200000",
+                                             "--upstream-read-timeout", "2")
+            try:
+                yield Tollgate(url=f"http://127.0.0.1:{port}", data_dir=data_dir, key=key, limited_key=limited,
+                               log=log)
+            finally:
+                stop(process)
+    finally:
+        stop(fake_process)
 
 
 def tag() -> tuple[str, dict]:
