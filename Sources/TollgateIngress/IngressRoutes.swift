@@ -81,7 +81,8 @@ public enum IngressRoutes {
 }
 
 extension Proxy {
-    /// A 404 for an unknown path, in `provider`'s shape.
+    /// A 404 for an unknown path, in `provider`'s shape. A call made with a valid key is still recorded
+    /// (a wrong base URL in an app shows up in its team's figures), under the path it asked for.
     func notFound(_ request: Request, provider: Provider) -> Response {
         let message = "Unknown path: \(request.method.rawValue) \(request.uri.path)"
         let error: ErrorResponse
@@ -90,7 +91,13 @@ extension Proxy {
         case .anthropic: error = AnthropicDialect.errorResponse(.notFound, message: message)
         case .gemini: error = GeminiDialect.errorResponse(.notFound, message: message)
         }
-        return Response(status: .init(code: error.status), headers: [.contentType: error.contentType],
-                        body: ResponseBody(byteBuffer: ByteBuffer(data: error.body)))
+        let requestID = RequestID.make()
+        if case .success(let key) = control.keys.authenticate(Self.presentedKey(request, provider: provider)) {
+            // No endpoint matched: the event names the path instead (the call's endpoint is not read).
+            let call = Call(requestID: requestID, endpoint: .openAIModels, receivedAt: Date(), started: .now)
+            recordRefusal(call: call, provider: provider, endpoint: String(request.uri.path.prefix(200)),
+                          kind: .notFound, status: error.status, key: key, model: nil, attribution: nil)
+        }
+        return Self.errorResponse(error, requestID: requestID)
     }
 }

@@ -384,6 +384,14 @@ public struct Proxy: Sendable {
         let error = D.errorResponse(kind, message: message)
         logger.info("request refused", metadata: ["tollgate.status": "\(error.status)",
                                                   "tollgate.reason": "\(kind.rawValue)"])
+        recordRefusal(call: call, provider: call.endpoint.provider, endpoint: call.endpoint.eventName, kind: kind,
+                      status: error.status, key: key, model: model, attribution: attribution)
+        return Self.errorResponse(error, requestID: call.requestID)
+    }
+
+    /// The response event of a call Tollgate answered itself.
+    func recordRefusal(call: Call, provider: Provider, endpoint: String, kind: GatewayErrorKind, status: Int,
+                       key: KeyTable.Entry?, model: String?, attribution: Attribution?) {
         let attribution = attribution ?? key.map { Attribution(key: $0) } ?? Attribution.anonymous
         let timings = ResponseData.Timings(
             receivedAt: call.receivedAt, upstreamSentAt: nil, firstByteMs: nil,
@@ -393,13 +401,16 @@ public struct Proxy: Sendable {
             data: ResponseData(
                 requestID: call.requestID, keyID: key?.keyID ?? "anonymous", team: attribution.team,
                 project: attribution.project, customer: attribution.customer, tags: attribution.tags,
-                provider: call.endpoint.provider, endpoint: call.endpoint.eventName, requestedModel: model ?? "",
-                servedModel: model ?? "", stream: false, status: error.status, outcome: .gatewayError,
+                provider: provider, endpoint: endpoint, requestedModel: model ?? "",
+                servedModel: model ?? "", stream: false, status: status, outcome: .gatewayError,
                 errorType: kind.rawValue, serviceTier: nil, timings: timings, usage: TokenUsage(),
                 usageSource: .none, routing: nil)),
             prefix: configuration.topicPrefix)
+    }
+
+    static func errorResponse(_ error: ErrorResponse, requestID: String) -> Response {
         var headers: HTTPFields = [.contentType: error.contentType]
-        headers[Self.requestIDHeader] = call.requestID
+        headers[requestIDHeader] = requestID
         return Response(status: .init(code: error.status), headers: headers,
                         body: ResponseBody(byteBuffer: ByteBuffer(data: error.body)))
     }

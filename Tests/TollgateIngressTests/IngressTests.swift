@@ -166,10 +166,13 @@ struct IngressTests {
                                                    headers: [("x-goog-api-key", key.secret)], body: Data("{}".utf8))
         #expect(geminiUnknown.status == 404)
         #expect((geminiUnknown.json?["error"] as? [String: Any])?["status"] as? String == "NOT_FOUND")
-        // Each refused call with a known endpoint still produced a response event.
+        // Each refused call still produced a response event; unknown paths under the path asked for.
         let refused = try await harness.events("tollgate.responses")
             .map { try EventCoding.decode(ResponseData.self, from: $0).data }
-        #expect(refused.filter { $0.outcome == .gatewayError }.map(\.status).sorted() == [400, 400, 400, 413, 413])
+        #expect(refused.filter { $0.outcome == .gatewayError }.map(\.status).sorted()
+                == [400, 400, 400, 404, 404, 413, 413])
+        #expect(refused.contains { $0.status == 404 && $0.endpoint == "/v1/nothing" && $0.provider == .openai })
+        #expect(refused.contains { $0.status == 404 && $0.provider == .gemini && $0.keyID == key.data.keyID })
         await harness.shutdown()
     }
 
