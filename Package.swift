@@ -162,7 +162,7 @@ let package = Package(
         // Tests that run the `tollgate` binary as separate processes (serve, crash recovery).
         .testTarget(
             name: "TollgateEndToEndTests",
-            dependencies: ["tollgate", "TollgateLog", "TollgateEvents"],
+            dependencies: ["tollgate", "TollgateApp", "TollgateLog", "TollgateEvents"],
             swiftSettings: strict
         ),
     ]

@@ -93,10 +93,10 @@ extension Proxy {
         }
         let requestID = RequestID.make()
         if case .success(let key) = control.keys.authenticate(Self.presentedKey(request, provider: provider)) {
-            // No endpoint matched: the event names the path instead (the call's endpoint is not read).
-            let call = Call(requestID: requestID, endpoint: .openAIModels, receivedAt: Date(), started: .now)
-            recordRefusal(call: call, provider: provider, endpoint: String(request.uri.path.prefix(200)),
-                          kind: .notFound, status: error.status, key: key, model: nil, attribution: nil)
+            // No endpoint matched: the event names the path asked for.
+            recordRefusal(requestID: requestID, receivedAt: Date(), started: .now, provider: provider,
+                          endpoint: String(request.uri.path.prefix(200)), kind: .notFound, status: error.status,
+                          key: key, model: nil, attribution: nil)
         }
         return Self.errorResponse(error, requestID: requestID)
     }

@@ -231,7 +231,7 @@ public struct Proxy: Sendable {
             }
             context.upstreamDoneAt = ContinuousClock.now
             if ending == .upstreamFinished {
-                finishComplete(dialect, context: context, body: GeminiArrays.lastElement(copy) ?? copy)
+                finishComplete(dialect, context: context, body: copy)  // the dialect reads the array's last usage
                 try? await writer.finish(nil)
             } else {
                 // JSON text is a fair stand-in for generated characters when estimating.
@@ -322,11 +322,13 @@ public struct Proxy: Sendable {
     private func finishStream(context: UpstreamContext, seen: StreamSeen, ending: StreamEnding) {
         var usage = seen.usage ?? TokenUsage()
         var source = ResponseData.UsageSource.provider
-        if seen.usage == nil {
-            // Cut off, or the client left: never zero. Estimate from what was asked and what streamed
-            // (about four characters per token).
-            usage.inputTokens = Int64(context.facts.estimatedInputTokens)
-            usage.outputTokens = Int64((seen.outputCharacters + 3) / 4)
+        let finished = ending == .upstreamFinished && seen.completed
+        if seen.usage == nil || !finished {
+            // Cut off, or the client left: never zero, and never a partial report taken as final (Anthropic
+            // reports input at the start and output only at the end). Keep what the provider reported, and
+            // estimate the rest from what was asked and what streamed (about four characters per token).
+            if seen.usage == nil { usage.inputTokens = Int64(context.facts.estimatedInputTokens) }
+            usage.outputTokens = max(usage.outputTokens, Int64((seen.outputCharacters + 3) / 4))
             source = .estimated
         }
         let outcome: ResponseData.Outcome
@@ -384,22 +386,24 @@ public struct Proxy: Sendable {
         let error = D.errorResponse(kind, message: message)
         logger.info("request refused", metadata: ["tollgate.status": "\(error.status)",
                                                   "tollgate.reason": "\(kind.rawValue)"])
-        recordRefusal(call: call, provider: call.endpoint.provider, endpoint: call.endpoint.eventName, kind: kind,
+        recordRefusal(requestID: call.requestID, receivedAt: call.receivedAt, started: call.started,
+                      provider: call.endpoint.provider, endpoint: call.endpoint.eventName, kind: kind,
                       status: error.status, key: key, model: model, attribution: attribution)
         return Self.errorResponse(error, requestID: call.requestID)
     }
 
     /// The response event of a call Tollgate answered itself.
-    func recordRefusal(call: Call, provider: Provider, endpoint: String, kind: GatewayErrorKind, status: Int,
-                       key: KeyTable.Entry?, model: String?, attribution: Attribution?) {
+    func recordRefusal(requestID: String, receivedAt: Date, started: ContinuousClock.Instant, provider: Provider,
+                       endpoint: String, kind: GatewayErrorKind, status: Int, key: KeyTable.Entry?, model: String?,
+                       attribution: Attribution?) {
         let attribution = attribution ?? key.map { Attribution(key: $0) } ?? Attribution.anonymous
         let timings = ResponseData.Timings(
-            receivedAt: call.receivedAt, upstreamSentAt: nil, firstByteMs: nil,
-            durationMs: Self.milliseconds(ContinuousClock.now - call.started), upstreamMs: nil)
+            receivedAt: receivedAt, upstreamSentAt: nil, firstByteMs: nil,
+            durationMs: Self.milliseconds(ContinuousClock.now - started), upstreamMs: nil)
         events.publish(CloudEvent(
-            id: "response:\(call.requestID)", source: configuration.source, time: Date(), subject: attribution.team,
+            id: "response:\(requestID)", source: configuration.source, time: Date(), subject: attribution.team,
             data: ResponseData(
-                requestID: call.requestID, keyID: key?.keyID ?? "anonymous", team: attribution.team,
+                requestID: requestID, keyID: key?.keyID ?? "anonymous", team: attribution.team,
                 project: attribution.project, customer: attribution.customer, tags: attribution.tags,
                 provider: provider, endpoint: endpoint, requestedModel: model ?? "",
                 servedModel: model ?? "", stream: false, status: status, outcome: .gatewayError,
@@ -598,15 +602,6 @@ enum RequestID {
             rest >>= 5
         }
         return "req_" + String(decoding: characters, as: UTF8.self)
-    }
-}
-
-/// Gemini's non-SSE stream is one JSON array of responses; usage is in the last element.
-enum GeminiArrays {
-    static func lastElement(_ data: Data) -> Data? {
-        guard let array = try? JSONSerialization.jsonObject(with: data) as? [Any], let last = array.last,
-              JSONSerialization.isValidJSONObject(last) else { return nil }
-        return try? JSONSerialization.data(withJSONObject: last)
     }
 }
 

@@ -1,6 +1,8 @@
 import Foundation
 import Synchronization
 import Testing
+import TollgateApp
+import TollgateLog
 
 /// The `tollgate` binary built next to this test bundle (or `TOLLGATE_BIN`).
 func tollgateBinary() throws -> URL {
@@ -38,13 +40,11 @@ final class ChildProcess: Sendable {
         let pipe = Pipe()
         process.standardError = pipe
         let collector = LineCollector()
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                return
-            }
-            collector.feed(data)
+        let lines = PipeLines.stream(pipe)
+        // Collects stderr for the test's whole life; each new line wakes `waitForLine`.
+        Task {
+            for await line in lines { collector.append(line) }
+            collector.finish()
         }
         let (exited, exit) = AsyncStream.makeStream(of: Int32.self)
         process.terminationHandler = { process in
@@ -59,18 +59,23 @@ final class ChildProcess: Sendable {
 
     var stderr: [String] { collector.lines }
 
-    /// Waits until a line of standard error matches, or fails after `timeout`.
+    /// Waits until a line of standard error matches, or fails after `timeout` (woken by each new line, not
+    /// by a timer).
     func waitForLine(timeout: Duration = .seconds(30), where matches: (String) -> Bool) async throws -> String {
         let clock = ContinuousClock()
         let end = clock.now.advanced(by: timeout)
-        while clock.now < end {
+        while true {
+            let version = collector.changed.version
             if let line = stderr.first(where: matches) { return line }
-            if !process.isRunning {
+            if !process.isRunning && collector.finished {
                 throw Failure("process exited (\(process.terminationStatus)); stderr:\n\(stderr.joined(separator: "\n"))")
             }
-            try await Task.sleep(for: .milliseconds(10))
+            let now = clock.now
+            if now >= end {
+                throw Failure("no matching line within \(timeout); stderr:\n\(stderr.joined(separator: "\n"))")
+            }
+            await collector.changed.wait(since: version, timeout: min(end - now, .milliseconds(500)))
         }
-        throw Failure("no matching line within \(timeout); stderr:\n\(stderr.joined(separator: "\n"))")
     }
 
     func signal(_ signal: Int32) {
@@ -115,19 +120,22 @@ final class TemporaryDirectory: Sendable {
     }
 }
 
-/// Splits bytes into lines as they arrive.
+/// The lines a child wrote so far, with a notifier for the next one.
 final class LineCollector: Sendable {
-    private let state = Mutex((pending: Data(), lines: [String]()))
+    private let state = Mutex((lines: [String](), finished: false))
+    let changed = ChangeNotifier()
 
     var lines: [String] { state.withLock { $0.lines } }
+    var finished: Bool { state.withLock { $0.finished } }
 
-    func feed(_ data: Data) {
-        state.withLock { state in
-            state.pending.append(data)
-            while let newline = state.pending.firstIndex(of: UInt8(ascii: "\n")) {
-                state.lines.append(String(decoding: state.pending[state.pending.startIndex..<newline], as: UTF8.self))
-                state.pending.removeSubrange(state.pending.startIndex...newline)
-            }
-        }
+    func append(_ line: String) {
+        state.withLock { $0.lines.append(line) }
+        changed.signal()
+    }
+
+    /// The pipe closed: the child will write no more.
+    func finish() {
+        state.withLock { $0.finished = true }
+        changed.signal()
     }
 }

@@ -117,15 +117,18 @@ final class IngressHarness: Sendable {
         #expect(await ingress.events.flush())
         let consumer = try await log.makeConsumer(ConsumerConfiguration(group: "reader-\(UUID())"))
         try await consumer.subscribe(["tollgate.responses"])
-        defer { Task { try? await consumer.close() } }
         let clock = ContinuousClock()
         let end = clock.now.advanced(by: .seconds(10))
         while clock.now < end {
             for message in try await consumer.poll(maxMessages: 1_000, timeout: .milliseconds(100)) {
                 let event = try EventCoding.decode(ResponseData.self, from: message.value ?? Data())
-                if event.data.requestID == requestID { return event.data }
+                if event.data.requestID == requestID {
+                    try await consumer.close()
+                    return event.data
+                }
             }
         }
+        try await consumer.close()
         throw HarnessError("no response event for \(requestID)")
     }
 

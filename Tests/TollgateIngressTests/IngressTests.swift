@@ -207,20 +207,24 @@ struct IngressTests {
     func cutStream() async throws {
         let harness = try await IngressHarness()
         let key = try await harness.createKey()
-        let reply = try? await harness.call(.POST, "/v1/messages",
-                                            headers: [("x-api-key", key.secret), ("anthropic-version", "2023-06-01"),
-                                                      ("x-fake-mode", "cut_stream"), ("content-type", "application/json")],
-                                            body: try JSONSerialization.data(withJSONObject: [
-                                                "model": "claude-sonnet-4-5", "max_tokens": 100, "stream": true,
-                                                "messages": [["role": "user", "content": "one two three four five six"]]]))
-        // The client sees the stream end early (or an error); the event says what happened.
+        // The provider breaks the stream off; Tollgate breaks the client's response off too, so the client
+        // sees a truncated response (an error), never a clean end.
+        await #expect(throws: (any Error).self) {
+            _ = try await harness.call(.POST, "/v1/messages",
+                                       headers: [("x-api-key", key.secret), ("anthropic-version", "2023-06-01"),
+                                                 ("x-fake-mode", "cut_stream"), ("content-type", "application/json")],
+                                       body: try JSONSerialization.data(withJSONObject: [
+                                           "model": "claude-sonnet-4-5", "max_tokens": 100, "stream": true,
+                                           "messages": [["role": "user", "content": "one two three four five six"]]]))
+        }
         let events = try await harness.events("tollgate.responses").map { try EventCoding.decode(ResponseData.self, from: $0).data }
         let event = try #require(events.last)
         #expect(event.stream)
-        #expect(event.outcome != .success)
-        #expect(event.usage.inputTokens > 0 || event.usage.outputTokens > 0)
-        if event.usageSource == .estimated { #expect(event.usage.inputTokens > 0) }
-        _ = reply
+        #expect(event.outcome == .providerError)
+        #expect(event.errorType == "stream_interrupted")
+        // The fake cuts the stream before its usage arrives: the event carries an estimate, never zero.
+        #expect(event.usageSource == .estimated)
+        #expect(event.usage.inputTokens > 0)
         await harness.shutdown()
     }
 
