@@ -4,13 +4,15 @@ public import TollgateIngress
 import Hummingbird
 import ServiceLifecycle
 import TollgateEvents
-import TollgateLog
+public import TollgateLog
 
-/// `tollgate serve`: the embedded log and every service in one process.
+/// `tollgate serve`: every service in one process, on the embedded log or on Kafka.
 ///
-/// Opens (or creates) the embedded log under the data directory, provisions the catalog's topics, and
-/// runs the services in one `ServiceGroup` with graceful shutdown on SIGINT and SIGTERM. Services added by
-/// later milestones (ingress, cost, budget, alerts, projector, query) join the same group.
+/// Opens (or creates) the embedded log under the data directory — or, with ``Options/brokers``, connects
+/// to Kafka and opens a durable spool under the data directory for the events on their way there —,
+/// provisions the catalog's topics, and runs the services in one `ServiceGroup` with graceful shutdown on
+/// SIGINT and SIGTERM. Services added by later milestones (cost, budget, alerts, projector, query) join
+/// the same group.
 public struct AllInOne: Sendable {
     public struct Options: Sendable {
         /// Address to listen on. Default `127.0.0.1`; use `0.0.0.0` to accept connections from other hosts.
@@ -27,11 +29,24 @@ public struct AllInOne: Sendable {
         public var ingress: IngressConfiguration = .fromEnvironment()
         /// How long graceful shutdown may take before the remaining services are cancelled. Default 30 s.
         public var shutdownTimeout: Duration = .seconds(30)
+        /// Kafka bootstrap brokers (`host:port`). Default `nil`: the embedded log.
+        public var brokers: [String]?
+        /// Kafka client settings other than the brokers (client id, librdkafka properties such as
+        /// `security.protocol` or `sasl.*`). Used only with ``brokers``.
+        public var kafka: KafkaConfiguration = KafkaConfiguration(brokers: [])
+        /// Bounds of the spool that holds events while Kafka is unreachable. Used only with ``brokers``.
+        public var spoolMaxMessages: Int64 = 1_000_000
+        public var spoolMaxBytes: Int64 = 1 << 30
 
         public init() {}
 
         public var resolvedLogDirectory: String {
             logDirectory ?? URL(fileURLWithPath: dataDirectory).appendingPathComponent("log").path
+        }
+
+        /// The spool's directory (Kafka only): `<data directory>/spool`.
+        public var spoolDirectory: String {
+            URL(fileURLWithPath: dataDirectory).appendingPathComponent("spool").path
         }
     }
 
@@ -48,15 +63,14 @@ public struct AllInOne: Sendable {
     /// - Parameter onListening: called with the bound port once the HTTP server accepts connections.
     public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let readiness = Readiness(checks: ["log", "control"])
-        let log = try EmbeddedLog.open(directory: options.resolvedLogDirectory, logger: logger)
-        defer { log.close() }
-        try await log.provision(TopicCatalog.specs(prefix: options.topicPrefix))
+        let backend = try await LogBackend.open(options, logger: logger)
+        defer { backend.close() }
         readiness.markReady("log")
 
         var ingressConfiguration = options.ingress
         ingressConfiguration.topicPrefix = options.topicPrefix
-        let ingress = Ingress(configuration: ingressConfiguration, log: log, logger: logger,
-                              onControlReady: { readiness.markReady("control") })
+        let ingress = Ingress(configuration: ingressConfiguration, log: backend.log, eventSink: backend.sink,
+                              logger: logger, onControlReady: { readiness.markReady("control") })
 
         let router = Router()
         HealthRoutes.add(to: router, readiness: readiness)
@@ -74,7 +88,7 @@ public struct AllInOne: Sendable {
             logger: logger
         )
         var configuration = ServiceGroupConfiguration(
-            services: [.init(service: EmbeddedLogMaintenance(log: log, logger: logger))]
+            services: backend.services.map { .init(service: $0) }
                 + ingress.services.map { .init(service: $0) }
                 + [.init(service: http)],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -83,6 +97,73 @@ public struct AllInOne: Sendable {
         configuration.maximumGracefulShutdownDuration = options.shutdownTimeout
         let group = ServiceGroup(configuration: configuration)
         try await group.run()
+        await backend.finish(logger: logger)
         logger.info("tollgate stopped")
+    }
+}
+
+/// The message log a process runs on, with the services that come with it.
+struct LogBackend: Sendable {
+    var log: any MessageLog
+    /// Where events go: the spool in front of Kafka, `nil` for straight to the (embedded) log.
+    var sink: (any EventSink)?
+    /// Log maintenance (embedded) or the spool forwarder (Kafka). They come first in the service group,
+    /// so they stop last, after the publishers have flushed into them.
+    var services: [any Service]
+    var close: @Sendable () -> Void
+
+    static func open(_ options: AllInOne.Options, logger: Logger) async throws -> LogBackend {
+        let specs = TopicCatalog.specs(prefix: options.topicPrefix)
+        guard let brokers = options.brokers else {
+            let log = try EmbeddedLog.open(directory: options.resolvedLogDirectory, logger: logger)
+            do {
+                try await log.provision(specs)
+            } catch {
+                log.close()
+                throw error
+            }
+            return LogBackend(log: log, sink: nil,
+                              services: [EmbeddedLogMaintenance(log: log, logger: logger)], close: { log.close() })
+        }
+        var configuration = options.kafka
+        configuration.brokers = brokers
+        let kafka = try KafkaLog(configuration: configuration, logger: logger)
+        do {
+            try await kafka.provision(specs)
+        } catch {
+            throw TollgateError.kafkaUnavailable(brokers: brokers.joined(separator: ","), reason: "\(error)")
+        }
+        var spoolConfiguration = Spool.Configuration(directory: options.spoolDirectory)
+        spoolConfiguration.maxMessages = options.spoolMaxMessages
+        spoolConfiguration.maxBytes = options.spoolMaxBytes
+        let spool = try await Spool.open(spoolConfiguration, target: kafka, logger: logger)
+        logger.info("events go to Kafka through the spool", metadata: [
+            "kafka.brokers": "\(brokers.joined(separator: ","))", "spool.directory": "\(options.spoolDirectory)",
+        ])
+        return LogBackend(log: kafka, sink: spool, services: [spool], close: {})
+    }
+
+    /// Flushes what the Kafka producer still holds.
+    func finish(logger: Logger) async {
+        guard let kafka = log as? KafkaLog else { return }
+        do {
+            try await kafka.flush(timeout: .seconds(5))
+        } catch {
+            logger.error("Kafka producer did not flush before exit", metadata: ["kafka.error": "\(error)"])
+        }
+    }
+}
+
+/// Start-up failures worth a clear message.
+public enum TollgateError: Error, CustomStringConvertible {
+    case kafkaUnavailable(brokers: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .kafkaUnavailable(let brokers, let reason):
+            return "cannot provision Tollgate's topics on Kafka at \(brokers): \(reason). "
+                + "Check --brokers and the security settings (--kafka-property), and that the cluster lets "
+                + "this client create topics (or create them beforehand as in schemas/topics.json)."
+        }
     }
 }

@@ -276,6 +276,8 @@ public struct AlertData: EventPayload {
         case unpricedModel = "unpriced_model"
         /// Usage is being estimated instead of reported by the provider.
         case estimatedUsage = "estimated_usage"
+        /// Events were lost: the publisher's queue overflowed while the log (or its spool) refused them.
+        case eventsDropped = "events_dropped"
     }
 
     /// How urgent an alert is.

@@ -7,11 +7,14 @@ public import TollgateLog
 
 /// Publishes events to the log without ever making the caller wait.
 ///
-/// ``publish(_:)`` appends to an in-memory queue and returns at once; ``run()`` drains the queue to the log
-/// in batches, retrying with back-off while the log refuses. The queue is bounded
-/// (``capacity``): when it is full the event is dropped and counted (``dropped``), with an error log —
-/// never blocking a request. (A durable local spool that replaces dropping comes with the Kafka engine.)
-/// On graceful shutdown the queue is flushed before ``run()`` returns.
+/// ``publish(_:)`` appends to an in-memory queue and returns at once; ``run()`` drains the queue to its
+/// sink in batches, retrying with back-off while the sink refuses. The sink is the log itself for the
+/// embedded log, and a durable local ``Spool`` in front of Kafka, so a broker outage only grows the spool.
+/// The queue is bounded (``capacity``): when it is full (the sink has refused for that long) the event is
+/// dropped and counted (``dropped``) — never blocking a request. Dropping is loud: an error log when an
+/// episode starts, and once events flow again, a summary log and an `alert.v1` event of kind
+/// `events_dropped` saying how many were lost. On graceful shutdown the queue is flushed before ``run()``
+/// returns.
 public final class EventPublisher: Service, Sendable {
     private struct State {
         var queue: [OutgoingMessage] = []
@@ -19,34 +22,59 @@ public final class EventPublisher: Service, Sendable {
         var stopping = false
         var dropped = 0
         var published = 0
+        /// Drops not yet reported by an alert, and when the first of them happened.
+        var unreportedDrops = 0
+        var firstUnreportedDrop: Date?
+
+        /// Counts dropped events; returns whether they start a new episode (the first since the last report).
+        mutating func recordDrops(_ count: Int) -> Bool {
+            dropped += count
+            unreportedDrops += count
+            if firstUnreportedDrop == nil {
+                firstUnreportedDrop = Date()
+                return true
+            }
+            return false
+        }
     }
 
-    public let log: any MessageLog
+    public let sink: any EventSink
     public let capacity: Int
+    /// Prefix of the topics this publisher's own alerts go to.
+    public let topicPrefix: String
     private let logger: Logger
     private let state = Mutex(State())
     private let flushed = ChangeNotifier()
 
-    public init(log: any MessageLog, capacity: Int = 100_000, logger: Logger) {
-        self.log = log
+    /// A publisher writing to `sink` (a ``Spool`` in front of a remote log, or ``LogSink``).
+    public init(sink: any EventSink, capacity: Int = 100_000, topicPrefix: String = TopicCatalog.defaultPrefix,
+                logger: Logger) {
+        self.sink = sink
         self.capacity = capacity
+        self.topicPrefix = topicPrefix
         self.logger = logger
+    }
+
+    /// A publisher writing straight to `log`.
+    public convenience init(log: any MessageLog, capacity: Int = 100_000,
+                            topicPrefix: String = TopicCatalog.defaultPrefix, logger: Logger) {
+        self.init(sink: LogSink(log: log), capacity: capacity, topicPrefix: topicPrefix, logger: logger)
     }
 
     /// Queues a message for the log. Never blocks.
     public func publish(_ message: OutgoingMessage) {
-        let (waiter, accepted) = state.withLock { state -> (CheckedContinuation<Void, Never>?, Bool) in
+        let (waiter, firstDrop) = state.withLock { state -> (CheckedContinuation<Void, Never>?, Bool) in
             guard state.queue.count < capacity else {
-                state.dropped += 1
-                return (nil, false)
+                return (nil, state.recordDrops(1))
             }
             state.queue.append(message)
             let waiter = state.waiter
             state.waiter = nil
-            return (waiter, true)
+            return (waiter, false)
         }
-        if !accepted {
-            logger.error("event queue full: event dropped", metadata: ["kafka.topic": "\(message.topic)"])
+        if firstDrop {
+            logger.error("event queue full: dropping events until the log takes them again",
+                         metadata: ["log.topic": "\(message.topic)", "tollgate.queue_capacity": "\(capacity)"])
         }
         waiter?.resume()
     }
@@ -130,26 +158,32 @@ public final class EventPublisher: Service, Sendable {
                 continue
             }
             writing.store(true, ordering: .releasing)
+            var failures = 0
             while true {
                 do {
-                    _ = try await log.produce(batch)
+                    try await sink.append(batch)
                     state.withLock { $0.published += batch.count }
                     backoff = .milliseconds(20)
+                    reportDrops()
                     break
-                } catch let error as LogError where !error.isRetriable {
+                } catch let error as LogError where !error.isTransient {
                     // The log will never take these (unknown topic and the like): count them as dropped.
-                    state.withLock { $0.dropped += batch.count }
-                    logger.error("events refused by the log", metadata: ["log.error": "\(error)",
-                                                                         "tollgate.events": "\(batch.count)"])
+                    _ = state.withLock { $0.recordDrops(batch.count) }
+                    logger.error("events refused by the log: dropped", metadata: ["log.error": "\(error)",
+                                                                                   "tollgate.events": "\(batch.count)"])
                     break
                 } catch {
                     if Task.isCancelled {
-                        state.withLock { $0.dropped += batch.count }
+                        _ = state.withLock { $0.recordDrops(batch.count) }
                         logger.error("cancelled while the log is unavailable: events dropped",
                                      metadata: ["tollgate.events": "\(batch.count)"])
                         break
                     }
-                    logger.error("log unavailable: retrying", metadata: ["log.error": "\(error)"])
+                    failures += 1
+                    if failures == 1 || failures.isMultiple(of: 50) {
+                        logger.error("log unavailable: retrying", metadata: ["log.error": "\(error)",
+                                                                            "tollgate.attempts": "\(failures)"])
+                    }
                     try? await Task.sleep(for: backoff)
                     backoff = min(backoff * 2, .seconds(2))
                 }
@@ -185,10 +219,31 @@ public final class EventPublisher: Service, Sendable {
     }
 }
 
-extension LogError {
-    /// Whether retrying the same operation can succeed.
-    var isRetriable: Bool {
-        if case .storage = self { return true }
-        return false
+extension EventPublisher {
+    /// After drops, once the sink takes events again: logs how many were lost and queues an `alert.v1`
+    /// event (kind `events_dropped`, severity critical, global scope) so the alerts service reports it.
+    private func reportDrops() {
+        let report = state.withLock { state -> (Int, Date)? in
+            guard state.unreportedDrops > 0, let since = state.firstUnreportedDrop else { return nil }
+            defer {
+                state.unreportedDrops = 0
+                state.firstUnreportedDrop = nil
+            }
+            return (state.unreportedDrops, since)
+        }
+        guard let (count, since) = report else { return }
+        logger.error("events were dropped while the log refused them", metadata: [
+            "tollgate.dropped": "\(count)", "tollgate.since": "\(EventTime.format(since))",
+        ])
+        let now = Date()
+        let alert = AlertData(
+            alertID: "events-dropped|\(EventTime.format(since))", ruleID: "events-dropped", kind: .eventsDropped,
+            severity: .critical, scope: .global, title: "\(count) events were dropped",
+            message: "The event queue overflowed while the log (or its spool) refused events; \(count) events "
+                + "since \(EventTime.format(since)) are lost and missing from usage and spend.",
+            observed: ["dropped_events": .int(Int64(count))], raisedAt: now)
+        publish(CloudEvent(id: UUID().uuidString.lowercased(), source: "tollgate/ingress", time: now, data: alert),
+                prefix: topicPrefix)
     }
 }
+

@@ -21,11 +21,14 @@ public final class Ingress: Service, Sendable {
     public let writer: ControlWriter
     private let httpClient: HTTPClient
 
-    public init(configuration: IngressConfiguration, log: any MessageLog, logger: Logger,
-                onControlReady: @escaping @Sendable () -> Void = {}) {
+    /// - Parameter eventSink: where request and response events go; default: straight to `log`. Pass a
+    ///   ``Spool`` when `log` is remote (Kafka), so an outage never loses events.
+    public init(configuration: IngressConfiguration, log: any MessageLog, eventSink: (any EventSink)? = nil,
+                logger: Logger, onControlReady: @escaping @Sendable () -> Void = {}) {
         self.configuration = configuration
         control = ControlPlane(log: log, topicPrefix: configuration.topicPrefix, logger: logger, onReady: onControlReady)
-        events = EventPublisher(log: log, logger: logger)
+        events = EventPublisher(sink: eventSink ?? LogSink(log: log), topicPrefix: configuration.topicPrefix,
+                                logger: logger)
         writer = ControlWriter(log: log, topicPrefix: configuration.topicPrefix, source: configuration.source)
         var client = HTTPClient.Configuration()
         client.timeout = .init(connect: .milliseconds(Int64(configuration.connectTimeout.components.seconds * 1000)),

@@ -132,6 +132,42 @@ extension EmbeddedLog {
         }
     }
 
+    /// Deletes the messages of `topic` below the given offset of each partition, as Kafka's
+    /// DeleteRecords does, and moves the low watermarks. An offset past the high watermark is clamped to
+    /// it. Returns how many messages were deleted.
+    @discardableResult
+    public func deleteRecords(topic: String, before offsets: [Int: Int64]) async throws -> Int {
+        let partitions = try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT p.partition, p.id, p.next_offset FROM partitions p JOIN topics t ON t.id = p.topic_id
+                WHERE t.name = ?
+                """, arguments: [topic]).map { row in
+                (partition: row[0] as Int, id: row[1] as Int64, high: row[2] as Int64)
+            }
+        }
+        guard !partitions.isEmpty else { throw LogError.unknownTopic(topic) }
+        var total = 0
+        for (partition, requested) in offsets {
+            guard let known = partitions.first(where: { $0.partition == partition }) else {
+                throw LogError.invalidPartition(topic: topic, partition: partition, partitions: partitions.count)
+            }
+            let target = min(requested, known.high)
+            while true {
+                // nil: the low watermark has reached the target.
+                let deleted = try await pool.write { db -> Int? in
+                    let low = try Int64.fetchOne(db, sql: "SELECT start_offset FROM partitions WHERE id = ?",
+                                                 arguments: [known.id]) ?? target
+                    guard low < target else { return nil }
+                    return try Self.deletePrefix(db, partitionID: known.id,
+                                                 below: min(target, low + Self.maintenanceChunk))
+                }
+                guard let deleted else { break }
+                total += deleted
+            }
+        }
+        return total
+    }
+
     private func compact(partitionID: Int64) async throws -> Int {
         try await pool.write { db in
             let bytes = try Int64.fetchOne(db, sql: """

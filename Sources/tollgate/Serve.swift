@@ -4,7 +4,7 @@ import TollgateApp
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run Tollgate all-in-one on the embedded log (every service in this process).")
+        abstract: "Run Tollgate all-in-one (every service in this process), on the embedded log or on Kafka.")
 
     @Option(help: "Address to listen on (0.0.0.0 accepts connections from other hosts).")
     var host: String = "127.0.0.1"
@@ -14,6 +14,13 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var storage: StorageOptions
     @OptionGroup var logging: LoggingOptions
+    @OptionGroup var kafka: KafkaOptions
+
+    @Option(help: "With --brokers: most events the local spool keeps while Kafka is unreachable.")
+    var spoolMaxMessages: Int64 = 1_000_000
+
+    @Option(help: "With --brokers: most bytes the local spool keeps while Kafka is unreachable.")
+    var spoolMaxBytes: Int64 = 1 << 30
 
     @Option(help: "Seconds graceful shutdown may take before the remaining work is cancelled.")
     var shutdownTimeout: Int = 30
@@ -30,6 +37,9 @@ struct Serve: AsyncParsableCommand {
     func validate() throws {
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         guard shutdownTimeout > 0 else { throw ValidationError("--shutdown-timeout must be positive") }
+        guard spoolMaxMessages > 0, spoolMaxBytes > 0 else {
+            throw ValidationError("--spool-max-messages and --spool-max-bytes must be positive")
+        }
         guard maxRequestBytes > 0 else { throw ValidationError("--max-request-bytes must be positive") }
         guard upstreamConnectTimeout > 0, upstreamReadTimeout > 0 else {
             throw ValidationError("--upstream-connect-timeout and --upstream-read-timeout must be positive")
@@ -48,6 +58,10 @@ struct Serve: AsyncParsableCommand {
         options.ingress.maxRequestBytes = maxRequestBytes
         options.ingress.connectTimeout = .seconds(upstreamConnectTimeout)
         options.ingress.readTimeout = .seconds(upstreamReadTimeout)
+        options.brokers = kafka.resolvedBrokers
+        options.kafka = try kafka.configuration()
+        options.spoolMaxMessages = spoolMaxMessages
+        options.spoolMaxBytes = spoolMaxBytes
         try await AllInOne(options: options, logger: logger).run()
     }
 }

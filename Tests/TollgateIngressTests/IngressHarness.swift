@@ -12,12 +12,17 @@ import TollgateFakeProvider
 @testable import TollgateIngress
 import TollgateLog
 
-/// A fake provider and an ingress, both listening on 127.0.0.1, over a fresh embedded log.
+/// A fake provider and an ingress, both listening on 127.0.0.1, over a fresh embedded log — or, with
+/// `kafka: true`, over a KafkaLog on a fresh librdkafka mock cluster with the events going through a spool.
 final class IngressHarness: Sendable {
     static let upstreamSecret = "sk-upstream-test-secret-123"
 
     let directory: String
-    let log: EmbeddedLog
+    let log: any MessageLog
+    /// With `kafka: true`: the mock cluster (for fault injection) and the spool in front of it.
+    let cluster: KafkaMockCluster?
+    let spool: Spool?
+    private let closeLog: @Sendable () -> Void
     let ingress: Ingress
     let ingressPort: Int
     let fakePort: Int
@@ -28,14 +33,35 @@ final class IngressHarness: Sendable {
     private let fakeGroup: ServiceGroup
 
     /// - Parameter upstreamBase: override the providers' base URL (for unreachable upstreams).
-    init(configure: (inout IngressConfiguration) -> Void = { _ in }, upstreamBase: String? = nil) async throws {
+    init(configure: (inout IngressConfiguration) -> Void = { _ in }, upstreamBase: String? = nil,
+         kafka: Bool = false) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-ingress-\(UUID())").path
-        log = try EmbeddedLog.open(directory: directory)
-        try await log.provision(TopicCatalog.all.map {
-            TopicSpec(name: $0.fullName(), partitions: $0.partitions, cleanupPolicy: $0.cleanupPolicy == .compact ? .compact : .delete)
-        })
         var logger = Logger(label: "test")
         logger.logLevel = .warning
+        let specs = TopicCatalog.all.map {
+            TopicSpec(name: $0.fullName(), partitions: $0.partitions, cleanupPolicy: $0.cleanupPolicy == .compact ? .compact : .delete)
+        }
+        if kafka {
+            let cluster = try KafkaMockCluster()
+            var configuration = cluster.configuration()
+            // Reconnect soon after a broker comes back (librdkafka backs off up to 10 s by default).
+            configuration.properties["reconnect.backoff.max.ms"] = "500"
+            let kafkaLog = try KafkaLog(configuration: configuration, mockCluster: cluster, logger: logger)
+            try await kafkaLog.provision(specs)
+            let spool = try await Spool.open(Spool.Configuration(directory: directory + "/spool"), target: kafkaLog,
+                                             logger: logger)
+            self.cluster = cluster
+            self.spool = spool
+            log = kafkaLog
+            closeLog = {}
+        } else {
+            let embedded = try EmbeddedLog.open(directory: directory)
+            try await embedded.provision(specs)
+            cluster = nil
+            spool = nil
+            log = embedded
+            closeLog = { embedded.close() }
+        }
 
         let fakeReady = PortBox()
         let fake = FakeProvider(configuration: .init(requiredKey: Self.upstreamSecret), logger: logger)
@@ -53,14 +79,15 @@ final class IngressHarness: Sendable {
         ])
         configuration.adminKey = "admin-test-key"
         configure(&configuration)
-        ingress = Ingress(configuration: configuration, log: log, logger: logger)
+        ingress = Ingress(configuration: configuration, log: log, eventSink: spool, logger: logger)
         let router = Router()
         ingress.addRoutes(to: router)
         let ingressReady = PortBox()
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                               onServerRunning: { ingressReady.set($0.localAddress?.port ?? 0) }, logger: logger)
         group = ServiceGroup(configuration: .init(
-            services: ingress.services.map { .init(service: $0) } + [.init(service: app)],
+            services: (spool.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
+                + ingress.services.map { .init(service: $0) } + [.init(service: app)],
             logger: logger))
         let group = self.group
         task = Task { try await group.run() }
@@ -74,7 +101,7 @@ final class IngressHarness: Sendable {
         _ = try? await task.value
         await fakeGroup.triggerGracefulShutdown()
         _ = try? await fakeTask.value
-        log.close()
+        closeLog()
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -112,10 +139,26 @@ final class IngressHarness: Sendable {
                        body: try JSONSerialization.data(withJSONObject: json))
     }
 
+    /// Waits until every event published so far is in the log (through the spool on Kafka).
+    func flushEvents() async {
+        #expect(await ingress.events.flush())
+        if let spool { #expect(await spool.drained(timeout: .seconds(60))) }
+    }
+
+    /// A consumer in a fresh group (with the mock cluster's short session timeout on Kafka).
+    func reader() async throws -> any LogConsumer {
+        var configuration = ConsumerConfiguration(group: "reader-\(UUID())")
+        if cluster != nil {
+            configuration.sessionTimeout = .seconds(3)
+            configuration.heartbeatInterval = .milliseconds(500)
+        }
+        return try await log.makeConsumer(configuration)
+    }
+
     /// The response event of a request id, waiting for the publisher to write it.
     func responseEvent(_ requestID: String) async throws -> ResponseData {
-        #expect(await ingress.events.flush())
-        let consumer = try await log.makeConsumer(ConsumerConfiguration(group: "reader-\(UUID())"))
+        await flushEvents()
+        let consumer = try await reader()
         try await consumer.subscribe(["tollgate.responses"])
         let clock = ContinuousClock()
         let end = clock.now.advanced(by: .seconds(10))
@@ -134,17 +177,28 @@ final class IngressHarness: Sendable {
 
     /// Every event of a topic written so far.
     func events(_ topic: String) async throws -> [Data] {
-        #expect(await ingress.events.flush())
-        let consumer = try await log.makeConsumer(ConsumerConfiguration(group: "reader-\(UUID())"))
+        try await messages(topic).compactMap(\.value)
+    }
+
+    /// Every message of a topic written so far, read up to the high watermarks.
+    func messages(_ topic: String) async throws -> [ConsumedMessage] {
+        await flushEvents()
+        let high = try await log.watermarks(topic: topic)
+        let consumer = try await reader()
         try await consumer.subscribe([topic])
-        var values: [Data] = []
-        while true {
-            let batch = try await consumer.poll(maxMessages: 1_000, timeout: .milliseconds(100))
-            if batch.isEmpty { break }
-            values += batch.compactMap(\.value)
+        var messages: [ConsumedMessage] = []
+        var next: [Int: Int64] = [:]
+        let clock = ContinuousClock()
+        let end = clock.now.advanced(by: .seconds(30))
+        while high.contains(where: { partition, marks in (next[partition] ?? marks.low) < marks.high }) {
+            guard clock.now < end else { throw HarnessError("timed out reading \(topic)") }
+            for message in try await consumer.poll(maxMessages: 1_000, timeout: .milliseconds(100)) {
+                messages.append(message)
+                next[message.partition] = message.offset + 1
+            }
         }
         try await consumer.close()
-        return values
+        return messages
     }
 }
 

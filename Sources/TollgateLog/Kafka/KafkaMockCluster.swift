@@ -59,9 +59,25 @@ public final class KafkaMockCluster: Sendable {
 
     /// Fault injection: the next `count` produce requests the cluster receives fail with the Kafka
     /// protocol error `errorCode` (for example 29, TOPIC_AUTHORIZATION_FAILED, which is not retried).
-    func failNextProduceRequests(_ count: Int, errorCode: Int32) {
+    public func failNextProduceRequests(_ count: Int, errorCode: Int32) {
         let errors = [rd_kafka_resp_err_t](repeating: rd_kafka_resp_err_t(rawValue: errorCode), count: count)
         rd_kafka_mock_push_request_errors_array(handles.cluster, 0 /* Produce */, count, errors)
+    }
+
+    /// Fault injection: takes broker `id` (1-based) down. It drops its connections and refuses new ones
+    /// until ``setBrokerUp(_:)``; with every broker down, clients see the cluster as unreachable.
+    public func setBrokerDown(_ id: Int = 1) {
+        rd_kafka_mock_broker_set_down(handles.cluster, Int32(id))
+    }
+
+    /// Brings broker `id` (1-based) back after ``setBrokerDown(_:)``.
+    public func setBrokerUp(_ id: Int = 1) {
+        rd_kafka_mock_broker_set_up(handles.cluster, Int32(id))
+    }
+
+    /// Fault injection: adds `delay` to every response of broker `id` (1-based) — a slow broker.
+    public func setBrokerRoundTrip(_ id: Int = 1, delay: Duration) {
+        rd_kafka_mock_broker_set_rtt(handles.cluster, Int32(id), Int32(delay.wholeMilliseconds))
     }
 
     /// Settings for a ``KafkaLog`` on this cluster, tuned for the mock (short fetch waits, since an empty

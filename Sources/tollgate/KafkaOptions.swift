@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import TollgateLog
+
+/// Options of the commands that can run on Kafka instead of the embedded log.
+struct KafkaOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Kafka bootstrap brokers, host:port[,host:port…] (env TOLLGATE_KAFKA_BROKERS). Without it: the embedded log.",
+        valueName: "brokers"))
+    var brokers: String?
+
+    @Option(help: "Client id sent to Kafka.")
+    var kafkaClientID: String = "tollgate"
+
+    @Option(name: .customLong("kafka-property"), help: ArgumentHelp(
+        "A librdkafka property as name=value, overriding Tollgate's setting of it (repeatable): "
+            + "security.protocol=sasl_ssl, sasl.mechanism=…, ssl.ca.location=…",
+        valueName: "name=value"))
+    var kafkaProperties: [String] = []
+
+    /// The brokers from the option or the environment, `nil` for the embedded log.
+    var resolvedBrokers: [String]? {
+        let raw = brokers ?? ProcessInfo.processInfo.environment["TOLLGATE_KAFKA_BROKERS"]
+        guard let raw, !raw.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
+        return raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    func validate() throws {
+        _ = try parsedProperties()
+        if let brokers = resolvedBrokers {
+            for broker in brokers where broker.split(separator: ":").count != 2 || Int(broker.split(separator: ":")[1]) == nil {
+                throw ValidationError("--brokers wants host:port entries separated by commas, got '\(broker)'")
+            }
+        }
+    }
+
+    func parsedProperties() throws -> [String: String] {
+        var result: [String: String] = [:]
+        for property in kafkaProperties {
+            guard let equals = property.firstIndex(of: "="), equals != property.startIndex else {
+                throw ValidationError("--kafka-property must be name=value, got '\(property)'")
+            }
+            result[String(property[..<equals])] = String(property[property.index(after: equals)...])
+        }
+        return result
+    }
+
+    /// Kafka settings for these options (the brokers are set by the caller).
+    func configuration() throws -> KafkaConfiguration {
+        var configuration = KafkaConfiguration(brokers: resolvedBrokers ?? [], clientID: kafkaClientID)
+        configuration.properties = try parsedProperties()
+        return configuration
+    }
+}
