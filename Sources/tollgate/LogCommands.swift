@@ -1,18 +1,20 @@
 import ArgumentParser
 import Foundation
+import Logging
 import TollgateApp
 import TollgateLog
 
 struct LogCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "log",
-        abstract: "Inspect and use the embedded message log directly.",
+        abstract: "Inspect and use the message log directly: the embedded log, or Kafka with --brokers.",
         subcommands: [Topics.self, Produce.self, Consume.self])
 
     struct Topics: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the topics with their partitions and sizes.")
 
         @OptionGroup var storage: StorageOptions
+        @OptionGroup var kafka: KafkaOptions
         @OptionGroup var logging: LoggingOptions
         @Flag(help: "Print JSON instead of a table.") var json = false
 
@@ -22,20 +24,30 @@ struct LogCommand: AsyncParsableCommand {
             var cleanupPolicy: String
             var retentionMs: Int64?
             var messages: Int64
-            var bytes: Int64
+            /// Unknown on Kafka (nil).
+            var bytes: Int64?
             var highWatermarks: [Int64]
         }
 
         func run() async throws {
             let logger = logging.bootstrap(default: .warning)
-            let log = try EmbeddedLog.open(directory: storage.resolvedLogDirectory, logger: logger)
-            defer { log.close() }
+            let opened = try OpenedLog(storage: storage, kafka: kafka, logger: logger)
+            defer { opened.close() }
             var rows: [Row] = []
-            for spec in try await log.topics() {
-                let stats = try await log.statistics(topic: spec.name)
-                rows.append(Row(topic: spec.name, partitions: spec.partitions, cleanupPolicy: spec.cleanupPolicy.rawValue,
-                                retentionMs: spec.retentionMilliseconds, messages: stats.map(\.messages).reduce(0, +),
-                                bytes: stats.map(\.bytes).reduce(0, +), highWatermarks: stats.map(\.high)))
+            for spec in try await opened.log.topics() {
+                var row = Row(topic: spec.name, partitions: spec.partitions, cleanupPolicy: spec.cleanupPolicy.rawValue,
+                              retentionMs: spec.retentionMilliseconds, messages: 0, bytes: nil, highWatermarks: [])
+                if let embedded = opened.log as? EmbeddedLog {
+                    let stats = try await embedded.statistics(topic: spec.name)
+                    row.messages = stats.map(\.messages).reduce(0, +)
+                    row.bytes = stats.map(\.bytes).reduce(0, +)
+                    row.highWatermarks = stats.map(\.high)
+                } else {
+                    let marks = try await opened.log.watermarks(topic: spec.name).sorted { $0.key < $1.key }
+                    row.messages = marks.map { $0.value.high - $0.value.low }.reduce(0, +)
+                    row.highWatermarks = marks.map(\.value.high)
+                }
+                rows.append(row)
             }
             if json {
                 try Output.json(rows)
@@ -46,7 +58,7 @@ struct LogCommand: AsyncParsableCommand {
             for row in rows {
                 table.append([row.topic, "\(row.partitions)", row.cleanupPolicy,
                               row.retentionMs.map { "\($0 / 3_600_000)h" } ?? "forever", "\(row.messages)",
-                              "\(row.bytes)"])
+                              row.bytes.map { "\($0)" } ?? "-"])
             }
             Output.line(table.render())
         }
@@ -57,6 +69,7 @@ struct LogCommand: AsyncParsableCommand {
             abstract: "Append messages: the VALUE arguments, or one message per line of standard input.")
 
         @OptionGroup var storage: StorageOptions
+        @OptionGroup var kafka: KafkaOptions
         @OptionGroup var logging: LoggingOptions
         @Option(help: "Topic, with its prefix.") var topic: String
         @Option(help: "Message key (chooses the partition).") var key: String?
@@ -77,9 +90,9 @@ struct LogCommand: AsyncParsableCommand {
             if lines.isEmpty {
                 while let line = readLine() { lines.append(line) }
             }
-            let log = try EmbeddedLog.open(directory: storage.resolvedLogDirectory, logger: logger)
-            defer { log.close() }
-            let acks = try await log.produce(lines.map {
+            let opened = try OpenedLog(storage: storage, kafka: kafka, logger: logger)
+            defer { opened.close() }
+            let acks = try await opened.log.produce(lines.map {
                 OutgoingMessage(topic: topic, key: key.map { Data($0.utf8) }, value: Data($0.utf8),
                                 headers: parsedHeaders, partition: partition)
             })
@@ -100,6 +113,7 @@ struct LogCommand: AsyncParsableCommand {
             abstract: "Read messages in a consumer group, committing after each batch, and print them.")
 
         @OptionGroup var storage: StorageOptions
+        @OptionGroup var kafka: KafkaOptions
         @OptionGroup var logging: LoggingOptions
         @Option(help: "Topic to read (repeatable).") var topic: [String]
         @Option(help: "Consumer group.") var group: String = "tollgate-cli"
@@ -125,9 +139,9 @@ struct LogCommand: AsyncParsableCommand {
 
         func run() async throws {
             let logger = logging.bootstrap(default: .warning)
-            let log = try EmbeddedLog.open(directory: storage.resolvedLogDirectory, logger: logger)
-            defer { log.close() }
-            let consumer = try await log.makeConsumer(ConsumerConfiguration(
+            let opened = try OpenedLog(storage: storage, kafka: kafka, logger: logger)
+            defer { opened.close() }
+            let consumer = try await opened.log.makeConsumer(ConsumerConfiguration(
                 group: group, instanceID: instanceID, sessionTimeout: .milliseconds(sessionTimeoutMs),
                 heartbeatInterval: .milliseconds(Swift.max(50, sessionTimeoutMs / 5))))
             try await consumer.subscribe(topic)
@@ -219,5 +233,22 @@ struct MessagePrinter {
     private func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
         let padding = String(repeating: " ", count: Swift.max(0, width - text.count))
         return right ? padding + text : text + padding
+    }
+}
+
+/// The embedded log of `--data-dir`/`--log-dir`, or Kafka when `--brokers` is given.
+struct OpenedLog {
+    let log: any MessageLog
+    let close: () -> Void
+
+    init(storage: StorageOptions, kafka: KafkaOptions, logger: Logger) throws {
+        if kafka.resolvedBrokers != nil {
+            log = try KafkaLog(configuration: try kafka.configuration(), logger: logger)
+            close = {}
+        } else {
+            let embedded = try EmbeddedLog.open(directory: storage.resolvedLogDirectory, logger: logger)
+            log = embedded
+            close = { embedded.close() }
+        }
     }
 }

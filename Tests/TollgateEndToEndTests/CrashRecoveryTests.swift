@@ -20,11 +20,35 @@ struct CrashRecoveryTests {
         }
     }
 
-    @Test("SIGKILL mid-batch: no message lost, every message processed at least once")
-    func sigkillMidBatch() async throws {
+    enum Engine: String, CaseIterable, Sendable {
+        case embedded
+        case kafka
+    }
+
+    @Test("SIGKILL mid-batch: no message lost, every message processed at least once", arguments: Engine.allCases)
+    func sigkillMidBatch(engine: Engine) async throws {
         let directory = try TemporaryDirectory()
         let logDirectory = directory.path + "/log"
-        let log = try EmbeddedLog.open(directory: logDirectory)
+        // Embedded: the child shares the log directory. Kafka: the child connects to a mock cluster that
+        // lives in this process (real Kafka protocol over loopback).
+        let log: any MessageLog
+        let logArguments: [String]
+        // The mock cluster's group coordinator needs a session timeout of a few seconds.
+        let sessionTimeoutMilliseconds: Int
+        var cluster: KafkaMockCluster?
+        switch engine {
+        case .embedded:
+            log = try EmbeddedLog.open(directory: logDirectory)
+            logArguments = ["--log-dir", logDirectory]
+            sessionTimeoutMilliseconds = 1_500
+        case .kafka:
+            let mock = try KafkaMockCluster()
+            cluster = mock
+            log = try KafkaLog(configuration: mock.configuration(), mockCluster: mock)
+            logArguments = ["--brokers", mock.bootstrapServers]
+            sessionTimeoutMilliseconds = 3_000
+        }
+        defer { withExtendedLifetime(cluster) {} }
         let topic = "crash"
         let total = 2_000
         let batch = 50
@@ -35,15 +59,15 @@ struct CrashRecoveryTests {
 
         // The child processes 5 ms per message and commits after each batch of 50.
         let record = directory.path + "/child.tsv"
-        let child = try ChildProcess([
-            "log", "consume", "--log-dir", logDirectory, "--topic", topic, "--group", "workers",
-            "--instance-id", "child", "--batch", "\(batch)", "--delay-ms", "5", "--session-timeout-ms", "1500",
+        let child = try ChildProcess(["log", "consume"] + logArguments + [
+            "--topic", topic, "--group", "workers", "--instance-id", "child", "--batch", "\(batch)",
+            "--delay-ms", "5", "--session-timeout-ms", "\(sessionTimeoutMilliseconds)",
             "--record", record, "--quiet",
         ])
         // Wait until it has processed a few batches and is part-way through one: the record holds a number
         // of lines that is not a multiple of the batch size (a commit only follows a whole batch).
         let clock = ContinuousClock()
-        let end = clock.now.advanced(by: .seconds(60))
+        let end = clock.now.advanced(by: .seconds(90))
         var seen = 0
         while clock.now < end {
             seen = Self.readRecord(record).count
@@ -59,8 +83,8 @@ struct CrashRecoveryTests {
 
         // What the child committed is less than what it processed: the kill landed mid-batch.
         let survivor = try await log.makeConsumer(ConsumerConfiguration(
-            group: "workers", instanceID: "survivor", sessionTimeout: .seconds(5),
-            heartbeatInterval: .milliseconds(100)))
+            group: "workers", instanceID: "survivor", sessionTimeout: engine == .kafka ? .seconds(3) : .seconds(5),
+            heartbeatInterval: .milliseconds(engine == .kafka ? 500 : 100)))
         try await survivor.subscribe([topic])
         let partitions = (0..<4).map { TopicPartition(topic: topic, partition: $0) }
         let committed = try await survivor.committed(partitions)
@@ -70,7 +94,7 @@ struct CrashRecoveryTests {
 
         // The survivor takes over the dead member's partitions after its session timeout and finishes.
         var processedBySurvivor: [Processed] = []
-        let deadline = clock.now.advanced(by: .seconds(30))
+        let deadline = clock.now.advanced(by: .seconds(60))
         while clock.now < deadline {
             let messages = try await survivor.poll(maxMessages: 500, timeout: .milliseconds(100))
             processedBySurvivor += messages.map { Processed(partition: $0.partition, offset: $0.offset) }
