@@ -62,6 +62,7 @@ public struct AllInOne: Sendable {
     ///
     /// - Parameter onListening: called with the bound port once the HTTP server accepts connections.
     public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        Observability.bootstrap()
         let readiness = Readiness(checks: ["log", "control"])
         let backend = try await LogBackend.open(options, logger: logger)
         defer { backend.close() }
@@ -74,6 +75,7 @@ public struct AllInOne: Sendable {
 
         let router = Router()
         HealthRoutes.add(to: router, readiness: readiness)
+        Observability.addRoutes(to: router)
         ingress.addRoutes(to: router)
         let logger = self.logger
         let host = options.host

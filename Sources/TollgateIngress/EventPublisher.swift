@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+public import Metrics
 public import ServiceLifecycle
 import Synchronization
 public import TollgateEvents
@@ -45,33 +46,46 @@ public final class EventPublisher: Service, Sendable {
     private let logger: Logger
     private let state = Mutex(State())
     private let flushed = ChangeNotifier()
+    private let publishedCounter: Counter
+    private let droppedCounter: Counter
+    private let queueDepth: Gauge
 
     /// A publisher writing to `sink` (a ``Spool`` in front of a remote log, or ``LogSink``).
+    ///
+    /// Metrics: `tollgate_events_published_total`, `tollgate_events_dropped_total` (counters) and
+    /// `tollgate_event_queue_depth` (gauge, sampled per batch).
     public init(sink: any EventSink, capacity: Int = 100_000, topicPrefix: String = TopicCatalog.defaultPrefix,
-                logger: Logger) {
+                logger: Logger, metricsFactory: any MetricsFactory = MetricsSystem.factory) {
         self.sink = sink
         self.capacity = capacity
         self.topicPrefix = topicPrefix
         self.logger = logger
+        publishedCounter = Counter(label: "tollgate_events_published_total", factory: metricsFactory)
+        droppedCounter = Counter(label: "tollgate_events_dropped_total", factory: metricsFactory)
+        queueDepth = Gauge(label: "tollgate_event_queue_depth", factory: metricsFactory)
     }
 
     /// A publisher writing straight to `log`.
     public convenience init(log: any MessageLog, capacity: Int = 100_000,
-                            topicPrefix: String = TopicCatalog.defaultPrefix, logger: Logger) {
-        self.init(sink: LogSink(log: log), capacity: capacity, topicPrefix: topicPrefix, logger: logger)
+                            topicPrefix: String = TopicCatalog.defaultPrefix, logger: Logger,
+                            metricsFactory: any MetricsFactory = MetricsSystem.factory) {
+        self.init(sink: LogSink(log: log), capacity: capacity, topicPrefix: topicPrefix, logger: logger,
+                  metricsFactory: metricsFactory)
     }
 
     /// Queues a message for the log. Never blocks.
     public func publish(_ message: OutgoingMessage) {
-        let (waiter, firstDrop) = state.withLock { state -> (CheckedContinuation<Void, Never>?, Bool) in
+        // (waiter to wake, dropped, first drop of an episode)
+        let (waiter, dropped, firstDrop) = state.withLock { state -> (CheckedContinuation<Void, Never>?, Bool, Bool) in
             guard state.queue.count < capacity else {
-                return (nil, state.recordDrops(1))
+                return (nil, true, state.recordDrops(1))
             }
             state.queue.append(message)
             let waiter = state.waiter
             state.waiter = nil
-            return (waiter, false)
+            return (waiter, false, false)
         }
+        if dropped { droppedCounter.increment() }
         if firstDrop {
             logger.error("event queue full: dropping events until the log takes them again",
                          metadata: ["log.topic": "\(message.topic)", "tollgate.queue_capacity": "\(capacity)"])
@@ -153,6 +167,7 @@ public final class EventPublisher: Service, Sendable {
         var backoff = Duration.milliseconds(20)
         while true {
             let (batch, stopping) = await nextBatch()
+            queueDepth.record(Int64(batch.count + pending))
             if batch.isEmpty {
                 if stopping { return }
                 continue
@@ -163,18 +178,21 @@ public final class EventPublisher: Service, Sendable {
                 do {
                     try await sink.append(batch)
                     state.withLock { $0.published += batch.count }
+                    publishedCounter.increment(by: Int64(batch.count))
                     backoff = .milliseconds(20)
                     reportDrops()
                     break
                 } catch let error as LogError where !error.isTransient {
                     // The log will never take these (unknown topic and the like): count them as dropped.
                     _ = state.withLock { $0.recordDrops(batch.count) }
+                    droppedCounter.increment(by: Int64(batch.count))
                     logger.error("events refused by the log: dropped", metadata: ["log.error": "\(error)",
                                                                                    "tollgate.events": "\(batch.count)"])
                     break
                 } catch {
                     if Task.isCancelled {
                         _ = state.withLock { $0.recordDrops(batch.count) }
+                        droppedCounter.increment(by: Int64(batch.count))
                         logger.error("cancelled while the log is unavailable: events dropped",
                                      metadata: ["tollgate.events": "\(batch.count)"])
                         break

@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+public import Metrics
 public import ServiceLifecycle
 import Synchronization
 
@@ -55,6 +56,9 @@ public struct ConsumerRunner<Fold: EventFold>: Service {
         public var maxBackoff: Duration = .seconds(5)
         /// Consumer settings (instance id, session timeout, offset reset).
         public var consumer: ConsumerConfiguration
+        /// How often the lag of the assigned partitions (high watermark − committed offset) is measured
+        /// and recorded as the `tollgate_consumer_lag` gauge. Default 5 s.
+        public var lagInterval: Duration = .seconds(5)
 
         public init(group: String, topics: [String], deadLetterTopic: String,
                     consumer: ConsumerConfiguration? = nil) {
@@ -80,13 +84,24 @@ public struct ConsumerRunner<Fold: EventFold>: Service {
     private let initialState: Fold.State
     private let onBatch: (@Sendable (Fold.State, BatchReport) async -> Void)?
     private let logger: Logger
+    private let metricsFactory: any MetricsFactory
+    private let processedCounter: Counter
+    private let deadLetterCounter: Counter
 
     /// - Parameters:
     ///   - onBatch: called after each batch is committed, with the state after it (for example to publish
     ///     the state to readers in the same process, or for metrics).
+    ///   - metricsFactory: where `tollgate_consumer_messages_total`, `tollgate_consumer_dead_letters_total`
+    ///     (counters, by group) and `tollgate_consumer_lag` (gauge, by group, topic and partition) go.
     public init(log: any MessageLog, fold: Fold, initialState: Fold.State, configuration: Configuration,
                 logger: Logger = Logger(label: "tollgate.consumer"),
+                metricsFactory: any MetricsFactory = MetricsSystem.factory,
                 onBatch: (@Sendable (Fold.State, BatchReport) async -> Void)? = nil) {
+        self.metricsFactory = metricsFactory
+        processedCounter = Counter(label: "tollgate_consumer_messages_total",
+                                   dimensions: [("group", configuration.group)], factory: metricsFactory)
+        deadLetterCounter = Counter(label: "tollgate_consumer_dead_letters_total",
+                                    dimensions: [("group", configuration.group)], factory: metricsFactory)
         self.log = log
         self.fold = fold
         self.initialState = initialState
@@ -103,13 +118,22 @@ public struct ConsumerRunner<Fold: EventFold>: Service {
         try await consumer.subscribe(configuration.topics)
         logger.info("consumer started", metadata: ["kafka.topics": "\(configuration.topics)"])
         var state = initialState
+        let clock = ContinuousClock()
+        var nextLagReport = clock.now
+        var reported = Set<TopicPartition>()
         do {
             try await withGracefulShutdownHandler {
                 while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+                    if clock.now >= nextLagReport {
+                        reported = await reportLag(consumer, previouslyReported: reported)
+                        nextLagReport = clock.now.advanced(by: configuration.lagInterval)
+                    }
                     let batch = try await consumer.poll(maxMessages: configuration.batchSize,
                                                         timeout: configuration.pollTimeout)
                     if batch.isEmpty { continue }
                     let report = try await apply(batch, to: &state, consumer: consumer)
+                    processedCounter.increment(by: Int64(report.messages))
+                    if report.deadLetters > 0 { deadLetterCounter.increment(by: Int64(report.deadLetters)) }
                     await onBatch?(state, report)
                 }
             } onGracefulShutdown: {
@@ -121,6 +145,43 @@ public struct ConsumerRunner<Fold: EventFold>: Service {
         }
         try await consumer.close()
         logger.info("consumer stopped")
+    }
+
+    /// Records the lag of every assigned partition: messages between the group's committed offset (the
+    /// low watermark when nothing was committed) and the high watermark. Partitions this member reported
+    /// before and no longer owns are set to 0 (their new owner reports them). Failures are logged, never
+    /// fatal: the lag is an observation.
+    private func reportLag(_ consumer: any LogConsumer,
+                           previouslyReported: Set<TopicPartition>) async -> Set<TopicPartition> {
+        let assigned = await consumer.assignment()
+        var reported = Set<TopicPartition>()
+        do {
+            let committed = assigned.isEmpty ? [:] : try await consumer.committed(Array(assigned))
+            var total: Int64 = 0
+            for topic in Set(assigned.map(\.topic)) {
+                let marks = try await log.watermarks(topic: topic)
+                for partition in assigned where partition.topic == topic {
+                    guard let mark = marks[partition.partition] else { continue }
+                    let lag = max(0, mark.high - max(mark.low, committed[partition] ?? mark.low))
+                    lagGauge(partition).record(lag)
+                    total += lag
+                    reported.insert(partition)
+                }
+            }
+            for partition in previouslyReported.subtracting(reported) { lagGauge(partition).record(0) }
+            logger.debug("consumer lag", metadata: ["tollgate.lag": "\(total)", "kafka.partitions": "\(assigned.count)"])
+        } catch {
+            logger.warning("could not measure consumer lag", metadata: ["log.error": "\(error)"])
+            return previouslyReported
+        }
+        return reported
+    }
+
+    private func lagGauge(_ partition: TopicPartition) -> Gauge {
+        Gauge(label: "tollgate_consumer_lag",
+              dimensions: [("group", configuration.group), ("topic", partition.topic),
+                           ("partition", String(partition.partition))],
+              factory: metricsFactory)
     }
 
     /// Folds, publishes and commits one batch.

@@ -1,3 +1,4 @@
+public import Metrics
 public import Foundation
 public import Logging
 public import ServiceLifecycle
@@ -106,6 +107,7 @@ public final class Spool: EventSink, Service {
     private let logger: Logger
     private let state: Mutex<State>
     private let forwardedSignal = ChangeNotifier()
+    private let metrics: SpoolMetrics
 
     private struct State {
         var pendingMessages: Int64
@@ -120,18 +122,28 @@ public final class Spool: EventSink, Service {
     }
 
     private init(configuration: Configuration, target: any MessageLog, local: EmbeddedLog, pending: (Int64, Int64),
-                 logger: Logger) {
+                 logger: Logger, metricsFactory: any MetricsFactory) {
         self.configuration = configuration
         self.target = target
         self.local = local
         self.logger = logger
+        metrics = SpoolMetrics(factory: metricsFactory)
         state = Mutex(State(pendingMessages: pending.0, pendingBytes: pending.1))
+        recordPending()
+        metrics.targetUp.record(1)
     }
 
     /// Opens (or creates) the spool in `configuration.directory`. Messages left by a previous run are
     /// forwarded first once ``run()`` starts.
+    ///
+    /// Metrics (through `metricsFactory`, swift-metrics' global factory by default):
+    /// `tollgate_spool_pending_messages` and `tollgate_spool_pending_bytes` (gauges),
+    /// `tollgate_spool_forwarded_total`, `tollgate_spool_rejected_total` (refused because full),
+    /// `tollgate_spool_undeliverable_total` (refused for good by the target) and
+    /// `tollgate_spool_target_up` (1 while the target takes batches, 0 while it fails).
     public static func open(_ configuration: Configuration, target: any MessageLog,
-                            logger: Logger = Logger(label: "tollgate.spool")) async throws -> Spool {
+                            logger: Logger = Logger(label: "tollgate.spool"),
+                            metricsFactory: any MetricsFactory = MetricsSystem.factory) async throws -> Spool {
         var localConfiguration = EmbeddedLog.Configuration()
         // Appends come from this process and wake the forwarder at once; the interval only matters for
         // another process sharing the directory.
@@ -146,7 +158,8 @@ public final class Spool: EventSink, Service {
                 logger.notice("spool holds messages from an earlier run: forwarding them first",
                               metadata: ["spool.pending": "\(pending.0)", "spool.bytes": "\(pending.1)"])
             }
-            return Spool(configuration: configuration, target: target, local: local, pending: pending, logger: logger)
+            return Spool(configuration: configuration, target: target, local: local, pending: pending, logger: logger,
+                         metricsFactory: metricsFactory)
         } catch {
             local.close()
             throw error
@@ -179,6 +192,7 @@ public final class Spool: EventSink, Service {
             return nil
         }
         if let (error, firstOfEpisode) = refusal {
+            metrics.rejected.increment(by: Int64(messages.count))
             if firstOfEpisode {
                 logger.error("spool full: refusing events until the log takes some", metadata: [
                     "spool.pending": "\(configuration.maxMessages)", "spool.error": "\(error)",
@@ -193,8 +207,21 @@ public final class Spool: EventSink, Service {
                 $0.pendingMessages -= Int64(messages.count)
                 $0.pendingBytes -= bytes
             }
+            recordPending()
             throw error
         }
+        recordPending()
+    }
+
+    private func recordPending() {
+        let (messages, bytes) = state.withLock { ($0.pendingMessages, $0.pendingBytes) }
+        metrics.pendingMessages.record(messages)
+        metrics.pendingBytes.record(bytes)
+    }
+
+    private func countUndeliverable(_ count: Int64) {
+        state.withLock { $0.undeliverable += count }
+        metrics.undeliverable.increment(by: count)
     }
 
     /// Waits until nothing is waiting for the target, up to `timeout`. Returns whether the spool is empty.
@@ -307,6 +334,8 @@ public final class Spool: EventSink, Service {
                 $0.forwarded += Int64(batch.count)
                 if $0.full, $0.pendingMessages < configuration.maxMessages / 2 { $0.full = false }
             }
+            metrics.forwarded.increment(by: Int64(batch.count))
+            recordPending()
             forwardedSignal.signal()
         }
     }
@@ -320,7 +349,7 @@ public final class Spool: EventSink, Service {
             if let original = Self.unwrap(message) {
                 messages.append(original)
             } else {
-                state.withLock { $0.undeliverable += 1 }
+                countUndeliverable(1)
                 logger.error("spooled message without a target topic: dropped",
                              metadata: ["spool.offset": "\(message.offset)"])
             }
@@ -336,6 +365,7 @@ public final class Spool: EventSink, Service {
                     return state.targetUnavailable
                 }
                 if wasDown {
+                    metrics.targetUp.record(1)
                     logger.notice("log reachable again: forwarding the spool",
                                   metadata: ["spool.pending": "\(statistics.pendingMessages)"])
                 }
@@ -349,7 +379,7 @@ public final class Spool: EventSink, Service {
                     }
                     return true
                 }
-                state.withLock { $0.undeliverable += 1 }
+                countUndeliverable(1)
                 logger.error("log refused a spooled event for good: dropped", metadata: [
                     "spool.error": "\(error)", "log.topic": "\(messages[0].topic)",
                 ])
@@ -361,6 +391,7 @@ public final class Spool: EventSink, Service {
                     defer { state.targetUnavailable = true }
                     return !state.targetUnavailable
                 }
+                if firstFailure { metrics.targetUp.record(0) }
                 if firstFailure || failures.isMultiple(of: 50) {
                     logger.error("log unavailable: events wait in the spool", metadata: [
                         "spool.error": "\(error)", "spool.pending": "\(statistics.pendingMessages)",
@@ -380,7 +411,7 @@ public final class Spool: EventSink, Service {
                 guard try await produceUnlessStopped([message]) else { return false }
                 return true
             } catch let error as LogError where !error.isTransient {
-                state.withLock { $0.undeliverable += 1 }
+                countUndeliverable(1)
                 logger.error("log refused a spooled event for good: dropped", metadata: [
                     "spool.error": "\(error)", "log.topic": "\(message.topic)",
                 ])
@@ -425,6 +456,7 @@ public final class Spool: EventSink, Service {
             $0.pendingMessages = statistics.map(\.messages).reduce(0, +)
             $0.pendingBytes = statistics.map(\.bytes).reduce(0, +)
         }
+        recordPending()
     }
 }
 
@@ -468,5 +500,24 @@ private final class Race<Value: Sendable>: Sendable {
             return state.continuation
         }
         continuation?.resume(returning: value)
+    }
+}
+
+/// The spool's meters.
+struct SpoolMetrics: Sendable {
+    let pendingMessages: Gauge
+    let pendingBytes: Gauge
+    let forwarded: Counter
+    let rejected: Counter
+    let undeliverable: Counter
+    let targetUp: Gauge
+
+    init(factory: any MetricsFactory) {
+        pendingMessages = Gauge(label: "tollgate_spool_pending_messages", factory: factory)
+        pendingBytes = Gauge(label: "tollgate_spool_pending_bytes", factory: factory)
+        forwarded = Counter(label: "tollgate_spool_forwarded_total", factory: factory)
+        rejected = Counter(label: "tollgate_spool_rejected_total", factory: factory)
+        undeliverable = Counter(label: "tollgate_spool_undeliverable_total", factory: factory)
+        targetUp = Gauge(label: "tollgate_spool_target_up", factory: factory)
     }
 }

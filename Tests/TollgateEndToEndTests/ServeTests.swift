@@ -24,6 +24,12 @@ struct ServeTests {
             from: URL(string: "http://127.0.0.1:\(port)/readyz")!)
         #expect((readyResponse as? HTTPURLResponse)?.statusCode == 200)
         #expect(String(decoding: ready, as: UTF8.self).contains(#""status":"ready""#))
+        let (metrics, metricsResponse) = try await URLSession.shared.data(
+            from: URL(string: "http://127.0.0.1:\(port)/metrics")!)
+        #expect((metricsResponse as? HTTPURLResponse)?.statusCode == 200)
+        let exposition = String(decoding: metrics, as: UTF8.self)
+        #expect(exposition.contains("# TYPE tollgate_events_published_total counter"))
+        #expect(exposition.contains("tollgate_events_dropped_total 0"))
 
         // The embedded log holds every catalog topic, readable by another process right now.
         let log = try EmbeddedLog.open(directory: data.path + "/log")

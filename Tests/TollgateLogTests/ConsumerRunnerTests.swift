@@ -1,6 +1,7 @@
 import Foundation
 import ServiceLifecycle
 import Logging
+import MetricsTestKit
 import Testing
 @testable import TollgateLog
 
@@ -90,6 +91,42 @@ struct ConsumerRunnerTests {
                 == [TopicPartition(topic: "in", partition: partition): 6])
         try await check.close()
         try await reader.close()
+    }
+
+    @Test("the runner reports its lag per partition, and counts what it processed")
+    func lagMetric() async throws {
+        let directory = try TemporaryDirectory()
+        let log = try EmbeddedLog.open(directory: directory.path)
+        try await log.provision([TopicSpec(name: "in", partitions: 1), TopicSpec(name: "out", partitions: 1),
+                                 TopicSpec(name: "dlq", partitions: 1)])
+        _ = try await log.produce((1...40).map { OutgoingMessage(topic: "in", key: "a", value: Data("\($0)".utf8)) })
+        let metrics = TestMetrics()
+        var configuration = ConsumerRunner<SumFold>.Configuration(group: "sum", topics: ["in"], deadLetterTopic: "dlq")
+        configuration.batchSize = 10
+        configuration.lagInterval = .milliseconds(1)
+        let (batches, batchSink) = AsyncStream.makeStream(of: [String: Int].self)
+        let runner = ConsumerRunner(log: log, fold: SumFold(output: "out"), initialState: [:],
+                                    configuration: configuration, metricsFactory: metrics,
+                                    onBatch: { state, _ in batchSink.yield(state) })
+        let group = ServiceGroup(services: [runner], logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            // After the last batch, the next loop turn measures the lag again: wait for that batch's
+            // successor poll by producing nothing more and waiting for one more report (bounded).
+            for await state in batches where state["a"] == 820 { break }
+            let lag = try metrics.expectGauge("tollgate_consumer_lag", [("group", "sum"), ("topic", "in"), ("partition", "0")])
+            let clock = ContinuousClock()
+            let end = clock.now.advanced(by: .seconds(10))
+            while lag.lastValue != 0 && clock.now < end { await Task.yield() }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            // Measured while behind (the first report comes once partitions are assigned, before or after
+            // the first batch), then shrinking to 0.
+            #expect((1...40).contains(lag.values.first ?? 0))
+            #expect(lag.lastValue == 0)
+            #expect(lag.values == lag.values.sorted(by: >))
+        }
+        #expect(try metrics.expectCounter("tollgate_consumer_messages_total", [("group", "sum")]).totalValue == 40)
     }
 
     @Test("outputs to a missing topic stop the runner with the error and commit nothing")

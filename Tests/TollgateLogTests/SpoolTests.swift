@@ -1,4 +1,5 @@
 import Foundation
+import MetricsTestKit
 import Synchronization
 import Testing
 @testable import TollgateLog
@@ -128,15 +129,21 @@ struct SpoolTests {
         target.setDown(true)
         var configuration = spoolConfiguration()
         configuration.maxMessages = 100
-        let spool = try await Spool.open(configuration, target: target)
+        let metrics = TestMetrics()
+        let spool = try await Spool.open(configuration, target: target, metricsFactory: metrics)
         let forwarder = Task { try await spool.run() }
         try await spool.append((0..<100).map { OutgoingMessage(topic: "events", key: "k", value: Data("\($0)".utf8)) })
         await #expect(throws: Spool.SpoolError.full(messages: 100, bytes: spool.statistics.pendingBytes)) {
             try await spool.append([OutgoingMessage(topic: "events", key: "k", value: Data("late".utf8))])
         }
         #expect(spool.statistics.rejected == 1)
+        #expect(try metrics.expectCounter("tollgate_spool_rejected_total").totalValue == 1)
+        #expect(try metrics.expectGauge("tollgate_spool_pending_messages").lastValue == 100)
         target.setDown(false)
         #expect(await spool.drained(timeout: .seconds(20)))
+        #expect(try metrics.expectCounter("tollgate_spool_forwarded_total").totalValue == 100)
+        #expect(try metrics.expectGauge("tollgate_spool_pending_messages").lastValue == 0)
+        #expect(try metrics.expectGauge("tollgate_spool_target_up").lastValue == 1)
         try await spool.append([OutgoingMessage(topic: "events", key: "k", value: Data("after".utf8))])
         #expect(await spool.drained(timeout: .seconds(20)))
         #expect(try await readAll(target.base, "events").count == 101)
