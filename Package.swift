@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // librdkafka (Debian librdkafka-dev), used only inside TollgateLog/Kafka.
@@ -60,6 +61,29 @@ let package = Package(
         ),
         // Provider dialects: pure parsing of requests, responses and SSE streams (usage by token class),
         // and the providers' error shapes. No I/O.
+        // The price catalog and exact cost arithmetic.
+        .target(
+            name: "TollgatePricing",
+            dependencies: [
+                "TollgateEvents",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            resources: [.copy("catalog.json")],
+            swiftSettings: strict
+        ),
+        // The cost service: response.v1 in, usage.v1 out.
+        .target(
+            name: "TollgateCost",
+            dependencies: [
+                "TollgateEvents",
+                "TollgateLog",
+                "TollgatePricing",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "TollgateProviders",
             dependencies: ["TollgateEvents"],
@@ -98,6 +122,8 @@ let package = Package(
                 "TollgateEvents",
                 "TollgateLog",
                 "TollgateIngress",
+                "TollgateCost",
+                "TollgatePricing",
                 "TollgateFakeProvider",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -113,6 +139,8 @@ let package = Package(
             dependencies: [
                 "TollgateApp",
                 "TollgateIngress",
+                "TollgateCost",
+                "TollgatePricing",
                 "TollgateFakeProvider",
                 "TollgateEvents",
                 "TollgateLog",
@@ -135,6 +163,22 @@ let package = Package(
                 "TollgateLog", "TollgateEvents",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TollgatePricingTests",
+            dependencies: ["TollgatePricing", "TollgateEvents"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TollgateCostTests",
+            dependencies: [
+                "TollgateCost", "TollgatePricing", "TollgateEvents", "TollgateLog",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: strict

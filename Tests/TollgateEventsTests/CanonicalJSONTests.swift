@@ -4,9 +4,10 @@ import TollgateEvents
 
 @Suite("Canonical JSON")
 struct CanonicalJSONTests {
-    @Test("the fast writer produces EventCoding's bytes for every request and response example")
+    @Test("the fast writer produces EventCoding's bytes for every request, response and usage example")
     func examples() throws {
         var checked = 0
+        var usages = 0
         for example in EventExamples.all {
             switch example.type {
             case RequestData.eventType:
@@ -17,11 +18,17 @@ struct CanonicalJSONTests {
                 let event = try EventCoding.decode(ResponseData.self, from: example.json)
                 #expect(EventCoding.encodeCanonical(event) == (try EventCoding.encode(event)), "\(example.name)")
                 checked += 1
+            case UsageData.eventType:
+                let event = try EventCoding.decode(UsageData.self, from: example.json)
+                #expect(EventCoding.encodeCanonical(event) == (try EventCoding.encode(event)), "\(example.name)")
+                checked += 1
+                usages += 1
             default:
                 continue
             }
         }
-        #expect(checked >= 4)
+        #expect(checked >= 7)
+        #expect(usages >= 3, "priced, estimated and unpriced usage examples")
     }
 
     @Test("escapes, non-ASCII text and tag ordering match JSONEncoder", arguments: [
