@@ -1,6 +1,8 @@
 import Foundation
 public import Logging
 public import TollgateIngress
+import TollgateCost
+import TollgatePricing
 import Hummingbird
 import ServiceLifecycle
 import TollgateEvents
@@ -34,6 +36,8 @@ public struct AllInOne: Sendable {
         /// Kafka client settings other than the brokers (client id, librdkafka properties such as
         /// `security.protocol` or `sasl.*`). Used only with ``brokers``.
         public var kafka: KafkaConfiguration = KafkaConfiguration(brokers: [])
+        /// A pricing file applied over the built-in catalog (YAML or JSON). Default: `TOLLGATE_PRICING_FILE`.
+        public var pricingFile: String? = ProcessInfo.processInfo.environment["TOLLGATE_PRICING_FILE"]
         /// Bounds of the spool that holds events while Kafka is unreachable. Used only with ``brokers``.
         public var spoolMaxMessages: Int64 = 1_000_000
         public var spoolMaxBytes: Int64 = 1 << 30
@@ -47,6 +51,15 @@ public struct AllInOne: Sendable {
         /// The spool's directory (Kafka only): `<data directory>/spool`.
         public var spoolDirectory: String {
             URL(fileURLWithPath: dataDirectory).appendingPathComponent("spool").path
+        }
+
+        /// The log this process runs on, with a spool for the ingress's events on Kafka.
+        public var logSettings: LogBackend.Settings {
+            var settings = LogBackend.Settings(logDirectory: resolvedLogDirectory, topicPrefix: topicPrefix)
+            settings.brokers = brokers
+            settings.kafka = kafka
+            settings.spool = .init(directory: spoolDirectory, maxMessages: spoolMaxMessages, maxBytes: spoolMaxBytes)
+            return settings
         }
     }
 
@@ -63,8 +76,12 @@ public struct AllInOne: Sendable {
     /// - Parameter onListening: called with the bound port once the HTTP server accepts connections.
     public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         Observability.bootstrap()
+        let pricer = try PricingSetup.pricer(file: options.pricingFile)
+        logger.info("price catalog loaded", metadata: [
+            "tollgate.catalog_version": "\(pricer.catalog.catalogVersion)", "tollgate.models": "\(pricer.catalog.models.count)",
+        ])
         let readiness = Readiness(checks: ["log", "control"])
-        let backend = try await LogBackend.open(options, logger: logger)
+        let backend = try await LogBackend.open(options.logSettings, logger: logger)
         defer { backend.close() }
         readiness.markReady("log")
 
@@ -91,6 +108,8 @@ public struct AllInOne: Sendable {
         )
         var configuration = ServiceGroupConfiguration(
             services: backend.services.map { .init(service: $0) }
+                + [.init(service: CostService(log: backend.log, pricer: pricer, topicPrefix: options.topicPrefix,
+                                              logger: logger))]
                 + ingress.services.map { .init(service: $0) }
                 + [.init(service: http)],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -101,58 +120,6 @@ public struct AllInOne: Sendable {
         try await group.run()
         await backend.finish(logger: logger)
         logger.info("tollgate stopped")
-    }
-}
-
-/// The message log a process runs on, with the services that come with it.
-struct LogBackend: Sendable {
-    var log: any MessageLog
-    /// Where events go: the spool in front of Kafka, `nil` for straight to the (embedded) log.
-    var sink: (any EventSink)?
-    /// Log maintenance (embedded) or the spool forwarder (Kafka). They come first in the service group,
-    /// so they stop last, after the publishers have flushed into them.
-    var services: [any Service]
-    var close: @Sendable () -> Void
-
-    static func open(_ options: AllInOne.Options, logger: Logger) async throws -> LogBackend {
-        let specs = TopicCatalog.specs(prefix: options.topicPrefix)
-        guard let brokers = options.brokers else {
-            let log = try EmbeddedLog.open(directory: options.resolvedLogDirectory, logger: logger)
-            do {
-                try await log.provision(specs)
-            } catch {
-                log.close()
-                throw error
-            }
-            return LogBackend(log: log, sink: nil,
-                              services: [EmbeddedLogMaintenance(log: log, logger: logger)], close: { log.close() })
-        }
-        var configuration = options.kafka
-        configuration.brokers = brokers
-        let kafka = try KafkaLog(configuration: configuration, logger: logger)
-        do {
-            try await kafka.provision(specs)
-        } catch {
-            throw TollgateError.kafkaUnavailable(brokers: brokers.joined(separator: ","), reason: "\(error)")
-        }
-        var spoolConfiguration = Spool.Configuration(directory: options.spoolDirectory)
-        spoolConfiguration.maxMessages = options.spoolMaxMessages
-        spoolConfiguration.maxBytes = options.spoolMaxBytes
-        let spool = try await Spool.open(spoolConfiguration, target: kafka, logger: logger)
-        logger.info("events go to Kafka through the spool", metadata: [
-            "kafka.brokers": "\(brokers.joined(separator: ","))", "spool.directory": "\(options.spoolDirectory)",
-        ])
-        return LogBackend(log: kafka, sink: spool, services: [spool], close: {})
-    }
-
-    /// Flushes what the Kafka producer still holds.
-    func finish(logger: Logger) async {
-        guard let kafka = log as? KafkaLog else { return }
-        do {
-            try await kafka.flush(timeout: .seconds(5))
-        } catch {
-            logger.error("Kafka producer did not flush before exit", metadata: ["kafka.error": "\(error)"])
-        }
     }
 }
 

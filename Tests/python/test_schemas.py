@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "schemas"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 ID_BASE = "https://tollgate.dev/schemas/"
-SHARED = {"common.schema.json", "topics.schema.json"}
+SHARED = {"common.schema.json", "topics.schema.json", "catalog.schema.json"}  # not event types
 EXAMPLES_ENV = "TOLLGATE_EVENT_EXAMPLES"
 
 
@@ -352,3 +352,23 @@ def test_topics_carry_every_event_type_exactly_once():
     assert sorted(carried) == sorted(event_type_of(f) for f in EVENT_SCHEMA_FILES)
     names = [topic["name"] for topic in topics]
     assert len(names) == len(set(names))
+
+
+# (e) the price catalog
+
+
+def test_built_in_catalog_validates():
+    catalog = load(REPO / "Sources" / "TollgatePricing" / "catalog.json")
+    Draft202012Validator(SCHEMA_DOCS["catalog.schema.json"], format_checker=FormatChecker()).validate(catalog)
+    assert len(catalog["models"]) >= 40
+
+
+@pytest.mark.parametrize("price", [0.15, "0.1234567891", "-1", "1e3", "", "1,5"])
+def test_catalog_schema_rejects_inexact_prices(price):
+    """Prices are exact decimal strings: no floats, no exponents, at most 9 fractional digits."""
+    catalog = {"catalog_version": "x", "models": [{
+        "provider": "openai", "id": "m", "kind": "chat",
+        "prices": [{"effective_from": "2025-01-01", "source": "https://example.com",
+                    "per_million": {"input": price, "output": "1"}}]}]}
+    with pytest.raises(ValidationError):
+        Draft202012Validator(SCHEMA_DOCS["catalog.schema.json"]).validate(catalog)

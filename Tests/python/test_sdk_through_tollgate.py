@@ -504,3 +504,131 @@ def test_secrets_never_written(tollgate):
         text = json.dumps(event)
         for secret in secrets:
             assert secret not in text
+
+
+# --------------------------------------------------------------------------------------------------
+# Cost: the usage events priced by the cost service, checked against an independent reading of the
+# catalog (pricing.py) applied to the token counts the SDK itself received from the provider.
+
+from pricing import expected_nano_usd  # noqa: E402
+
+
+def usage_event(t: Tollgate, call: str, timeout: float = 15.0) -> dict:
+    """The usage event of the call tagged `call=<call>`, waiting for the cost service to publish it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for event in t.events("tollgate.usage"):
+            if event["data"]["response"]["tags"].get("call") == call:
+                assert event["id"] == "usage:" + event["data"]["response"]["request_id"]
+                return event["data"]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no usage event tagged call={call}")
+        time.sleep(0.1)
+
+
+def assert_priced(usage: dict, provider: str, model: str, tokens: dict[str, int]) -> None:
+    day = usage["response"]["timings"]["received_at"][:10]
+    expected = expected_nano_usd(provider, model, day, tokens, usage["response"].get("service_tier"))
+    assert expected is not None and expected > 0, f"{model} should be in the catalog"
+    assert usage["priced"] is True and "unpriced_reason" not in usage
+    assert usage["cost_nano_usd"]["total"] == expected, (tokens, usage["cost_nano_usd"])
+    assert sum(v for k, v in usage["cost_nano_usd"].items() if k != "total") == expected
+    assert usage["catalog_version"] and usage["price_effective_date"] <= day
+
+
+def openai_tokens(usage) -> dict[str, int]:
+    cached = (usage.prompt_tokens_details.cached_tokens or 0) if usage.prompt_tokens_details else 0
+    reasoning = (usage.completion_tokens_details.reasoning_tokens or 0) if usage.completion_tokens_details else 0
+    return {"input": usage.prompt_tokens - cached, "cached_input_read": cached,
+            "output": usage.completion_tokens - reasoning, "reasoning": reasoning}
+
+
+def anthropic_tokens(usage) -> dict[str, int]:
+    creation = usage.cache_creation
+    return {"input": usage.input_tokens, "cached_input_read": usage.cache_read_input_tokens or 0,
+            "cache_write_5m": creation.ephemeral_5m_input_tokens if creation else usage.cache_creation_input_tokens or 0,
+            "cache_write_1h": creation.ephemeral_1h_input_tokens if creation else 0,
+            "output": usage.output_tokens}
+
+
+def gemini_tokens(usage) -> dict[str, int]:
+    cached = usage.cached_content_token_count or 0
+    return {"input": usage.prompt_token_count - cached, "cached_input_read": cached,
+            "output": usage.candidates_token_count or 0, "reasoning": usage.thoughts_token_count or 0}
+
+
+def test_costs_openai(tollgate):
+    call, headers = tag()
+    response = oai(tollgate).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": QUESTION}], extra_headers=headers)
+    assert_priced(usage_event(tollgate, call), "openai", response.model, openai_tokens(response.usage))
+
+    call, headers = tag()
+    chunks = list(oai(tollgate).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": QUESTION}], stream=True,
+        stream_options={"include_usage": True}, extra_headers=headers))
+    assert_priced(usage_event(tollgate, call), "openai", chunks[-1].model, openai_tokens(chunks[-1].usage))
+
+    call, headers = tag()
+    response = oai(tollgate).chat.completions.create(
+        model="o4-mini", messages=[{"role": "user", "content": "word " * 1200}], reasoning_effort="low",
+        prompt_cache_key="k1", extra_headers=headers)
+    tokens = openai_tokens(response.usage)
+    assert tokens["reasoning"] > 0 and tokens["cached_input_read"] > 0
+    assert_priced(usage_event(tollgate, call), "openai", response.model, tokens)
+
+    call, headers = tag()
+    embedded = oai(tollgate).embeddings.create(model="text-embedding-3-small", input=["hello"], extra_headers=headers)
+    assert_priced(usage_event(tollgate, call), "openai", embedded.model, {"input": embedded.usage.prompt_tokens})
+
+
+def test_costs_anthropic(tollgate):
+    call, headers = tag()
+    message = claude(tollgate).messages.create(
+        model="claude-sonnet-4-6", max_tokens=64, system=CACHED_SYSTEM,
+        messages=[{"role": "user", "content": QUESTION}], extra_headers=headers)
+    tokens = anthropic_tokens(message.usage)
+    assert tokens["cache_write_5m"] > 0 or tokens["cache_write_1h"] > 0 or tokens["cached_input_read"] > 0
+    assert_priced(usage_event(tollgate, call), "anthropic", message.model, tokens)
+
+    call, headers = tag()
+    with claude(tollgate).messages.stream(model="claude-sonnet-4-6", max_tokens=64,
+                                          messages=[{"role": "user", "content": QUESTION}],
+                                          extra_headers=headers) as stream:
+        final = stream.get_final_message()
+    assert_priced(usage_event(tollgate, call), "anthropic", final.model, anthropic_tokens(final.usage))
+
+
+def test_costs_gemini(tollgate):
+    call, headers = tag()
+    client = gem(tollgate, headers=headers)  # keep a reference: the client closes its connection when collected
+    response = client.models.generate_content(model="gemini-2.5-flash", contents=QUESTION)
+    assert_priced(usage_event(tollgate, call), "gemini", response.model_version or "gemini-2.5-flash",
+                  gemini_tokens(response.usage_metadata))
+
+    call, headers = tag()
+    client = gem(tollgate, headers=headers)
+    chunks = list(client.models.generate_content_stream(
+        model="gemini-2.5-pro", contents="Explain the plan",
+        config=gtypes.GenerateContentConfig(thinking_config=gtypes.ThinkingConfig(thinking_budget=128))))
+    final = chunks[-1]
+    assert (final.usage_metadata.thoughts_token_count or 0) > 0
+    assert_priced(usage_event(tollgate, call), "gemini", final.model_version or "gemini-2.5-pro",
+                  gemini_tokens(final.usage_metadata))
+
+
+def test_costs_unknown_model_is_loud(tollgate):
+    """A model the catalog does not know is published unpriced, never as $0, and `tollgate prices
+    --unpriced` lists it."""
+    call, headers = tag()
+    oai(tollgate).chat.completions.create(model="gpt-unknown-2099", messages=[{"role": "user", "content": "hi"}],
+                                          extra_headers=headers)
+    usage = usage_event(tollgate, call)
+    assert usage["priced"] is False and usage["unpriced_reason"] == "model_not_in_catalog"
+    assert usage["cost_nano_usd"]["total"] == 0
+    listed = subprocess.run(
+        [str(tollgate_binary()), "prices", "--unpriced", "--json", "--data-dir", str(tollgate.data_dir)],
+        capture_output=True, text=True, timeout=60, check=True).stdout
+    rows = json.loads(listed)
+    assert any(row["model"] == "gpt-unknown-2099" and row["reason"] == "model_not_in_catalog" for row in rows)
+    assert any("model without a price" in line and "gpt-unknown-2099" in line for line in tollgate.log)

@@ -1,0 +1,63 @@
+import ArgumentParser
+import Foundation
+import TollgateApp
+import TollgateCost
+import TollgatePricing
+
+/// `tollgate cost`: the cost service on its own.
+struct CostCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cost",
+        abstract: "Run the cost service alone: price response.v1 events into usage.v1 events.",
+        discussion: """
+            Joins the consumer group "tollgate-cost"; run several to share the partitions. On the embedded log \
+            it shares --data-dir with `tollgate serve` (which runs a cost service too); on Kafka use --brokers.
+            """)
+
+    @OptionGroup var storage: StorageOptions
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var logging: LoggingOptions
+    @OptionGroup var pricing: PricingOptions
+
+    @Option(help: "Stable member identity in the consumer group (takes its partitions back at once after a restart).")
+    var instanceID: String?
+
+    @Option(help: "Address of the health and metrics endpoints.")
+    var host: String = "127.0.0.1"
+
+    @Option(help: "Port of GET /healthz, /readyz and /metrics (0: any free port; default: none).")
+    var port: Int?
+
+    func run() async throws {
+        let logger = logging.bootstrap(default: .info)
+        Observability.bootstrap()
+        let pricer = try pricing.pricer()
+        logger.info("price catalog loaded", metadata: ["tollgate.catalog_version": "\(pricer.catalog.catalogVersion)"])
+        var settings = LogBackend.Settings(logDirectory: storage.resolvedLogDirectory, topicPrefix: storage.topicPrefix)
+        settings.brokers = kafka.resolvedBrokers
+        settings.kafka = try kafka.configuration()
+        let backend = try await LogBackend.open(settings, logger: logger)
+        defer { backend.close() }
+        let readiness = Readiness(checks: ["log"])
+        readiness.markReady("log")
+        var host = ServiceHost(name: "cost")
+        host.host = self.host
+        host.port = port
+        try await host.run(
+            services: [CostService(log: backend.log, pricer: pricer, topicPrefix: storage.topicPrefix,
+                                   instanceID: instanceID, logger: logger)],
+            readiness: readiness, backend: backend, logger: logger)
+    }
+}
+
+/// Where prices come from.
+struct PricingOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "A pricing file (YAML or JSON, schemas/catalog.schema.json) over the built-in catalog: your models, "
+            + "overrides, discounts (env TOLLGATE_PRICING_FILE).", valueName: "file"))
+    var pricing: String?
+
+    func pricer() throws -> Pricer {
+        try PricingSetup.pricer(file: pricing ?? ProcessInfo.processInfo.environment["TOLLGATE_PRICING_FILE"])
+    }
+}
