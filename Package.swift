@@ -84,6 +84,19 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The budget service (usage in, decisions out) and the ingress's budget guard.
+        .target(
+            name: "TollgateBudget",
+            dependencies: [
+                "TollgateEvents",
+                "TollgateLog",
+                "TollgatePricing",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "TollgateProviders",
             dependencies: ["TollgateEvents"],
@@ -123,6 +136,7 @@ let package = Package(
                 "TollgateLog",
                 "TollgateIngress",
                 "TollgateCost",
+                "TollgateBudget",
                 "TollgatePricing",
                 "TollgateFakeProvider",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -140,6 +154,7 @@ let package = Package(
                 "TollgateApp",
                 "TollgateIngress",
                 "TollgateCost",
+                "TollgateBudget",
                 "TollgatePricing",
                 "TollgateFakeProvider",
                 "TollgateEvents",
@@ -180,6 +195,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TollgateBudgetTests",
+            dependencies: [
+                "TollgateBudget", "TollgatePricing", "TollgateEvents", "TollgateLog",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),

@@ -25,6 +25,14 @@ public protocol EventFold: Sendable {
 
     /// Applies one input to the state; returns the messages to publish because of it.
     func fold(_ state: inout State, _ input: Input, _ message: ConsumedMessage) -> [OutgoingMessage]
+
+    /// Called after every message of a batch was folded; returns messages to publish once per batch
+    /// (for example one summary per key touched). Default: none.
+    func finishBatch(_ state: inout State) -> [OutgoingMessage]
+}
+
+extension EventFold {
+    public func finishBatch(_ state: inout State) -> [OutgoingMessage] { [] }
 }
 
 /// Runs an ``EventFold`` against a ``MessageLog``: poll a batch, decode, fold, publish the outputs (and
@@ -203,6 +211,7 @@ public struct ConsumerRunner<Fold: EventFold>: Service {
                                                   topic: configuration.deadLetterTopic))
             }
         }
+        outputs += fold.finishBatch(&state)
         if !outputs.isEmpty {
             try await retrying("publish outputs") { _ = try await log.produce(outputs) }
         }
