@@ -118,6 +118,8 @@ let package = Package(
                 "TollgateEvents",
                 "TollgateLog",
                 "TollgateProviders",
+                "TollgateBudget",
+                "TollgatePricing",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

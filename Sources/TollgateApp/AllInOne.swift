@@ -1,6 +1,7 @@
 import Foundation
 public import Logging
 public import TollgateIngress
+import TollgateBudget
 import TollgateCost
 import TollgatePricing
 import Hummingbird
@@ -109,7 +110,8 @@ public struct AllInOne: Sendable {
         var configuration = ServiceGroupConfiguration(
             services: backend.services.map { .init(service: $0) }
                 + [.init(service: CostService(log: backend.log, pricer: pricer, topicPrefix: options.topicPrefix,
-                                              logger: logger))]
+                                              logger: logger)),
+                   .init(service: BudgetService(log: backend.log, topicPrefix: options.topicPrefix, logger: logger))]
                 + ingress.services.map { .init(service: $0) }
                 + [.init(service: http)],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -19,12 +19,18 @@ public final class ControlPlane: Service, Sendable {
     private let changed = ChangeNotifier()
     private let ready = Atomic<Bool>(false)
     private let onReady: @Sendable () -> Void
+    private let observers = Mutex<[@Sendable ([AnyControlEvent]) -> Void]>([])
 
     public init(log: any MessageLog, topicPrefix: String, logger: Logger, onReady: @escaping @Sendable () -> Void = {}) {
         self.log = log
         self.topic = topicPrefix + "control"
         self.logger = logger
         self.onReady = onReady
+    }
+
+    /// Calls `observer` with every batch of control events applied from now on (budgets, routes).
+    public func observe(_ observer: @escaping @Sendable ([AnyControlEvent]) -> Void) {
+        observers.withLock { $0.append(observer) }
     }
 
     /// The keys as of the last applied control event.
@@ -38,6 +44,7 @@ public final class ControlPlane: Service, Sendable {
         table.withLock { table in
             for event in events { table.apply(event) }
         }
+        for observer in observers.withLock({ $0 }) { observer(events) }
         changed.signal()
     }
 

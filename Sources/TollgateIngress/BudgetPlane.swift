@@ -1,0 +1,157 @@
+public import Foundation
+public import Logging
+public import Metrics
+public import ServiceLifecycle
+import Synchronization
+public import TollgateBudget
+public import TollgateEvents
+public import TollgateLog
+public import TollgatePricing
+
+/// The ingress's budget enforcement: a ``BudgetGuard`` fed by the control topic (budget definitions,
+/// through ``ControlPlane``) and the compacted decisions topic (read from the beginning by a group of
+/// this process's own), plus the pricing of worst-case and real costs.
+///
+/// Metrics: `tollgate_budget_refusals_total{budget}`, `tollgate_budget_downgrades_total{budget}`,
+/// `tollgate_budget_decision_age_seconds` (age of the newest decision: it grows while the budget service
+/// is down, and enforcement goes on from the local ledger).
+public final class BudgetPlane: Service, Sendable {
+    public let log: any MessageLog
+    public let topic: String
+    public let pricer: Pricer
+    /// Output tokens assumed for a request that sets no limit.
+    public let defaultMaxOutputTokens: Int64
+    private let logger: Logger
+    private let box: GuardBox
+    private let newestDecision = Mutex<Date?>(nil)
+    private let ready = Atomic<Bool>(false)
+    private let onReady: @Sendable () -> Void
+    private let metricsFactory: any MetricsFactory
+    private let decisionAge: Gauge
+    let decisionsApplied = ChangeNotifier()
+
+    public init(log: any MessageLog, control: ControlPlane, topicPrefix: String, pricer: Pricer, replicas: Int = 1,
+                defaultMaxOutputTokens: Int64 = 16_384, logger: Logger,
+                metricsFactory: any MetricsFactory = MetricsSystem.factory, onReady: @escaping @Sendable () -> Void = {}) {
+        self.log = log
+        self.topic = topicPrefix + BudgetDecisionData.topic
+        self.pricer = pricer
+        self.defaultMaxOutputTokens = defaultMaxOutputTokens
+        self.logger = logger
+        self.onReady = onReady
+        self.metricsFactory = metricsFactory
+        decisionAge = Gauge(label: "tollgate_budget_decision_age_seconds", factory: metricsFactory)
+        let box = GuardBox(BudgetGuard(replicas: replicas))
+        self.box = box
+        control.observe { events in
+            box.state.withLock { guardian in for event in events { guardian.apply(event) } }
+        }
+    }
+
+    /// Whether the decisions topic has been read up to where it was at start.
+    public var isReady: Bool { ready.load(ordering: .acquiring) }
+
+    /// A snapshot of the guard (tests, admin).
+    public var snapshot: BudgetGuard { box.state.withLock { $0 } }
+
+    /// Decides on a request before it goes upstream; see ``BudgetGuard/admit(_:now:worstCase:)``.
+    public func admit(_ request: BudgetGuard.Request, provider: Provider, estimatedInputTokens: Int64,
+                      maxOutputTokens: Int64?, now: Date = Date()) -> BudgetGuard.Admission {
+        let output = maxOutputTokens ?? defaultMaxOutputTokens
+        let pricer = self.pricer
+        let admission = box.state.withLock { guardian in
+            guardian.admit(request, now: now) { model in
+                let quote = pricer.quote(provider: provider, model: model,
+                                         usage: TokenUsage(inputTokens: estimatedInputTokens, outputTokens: output), at: now)
+                return quote.priced ? quote.cost.total.nanoUSD : nil
+            }
+        }
+        switch admission {
+        case .allow: break
+        case .downgrade(_, _, let budgetID, _):
+            Counter(label: "tollgate_budget_downgrades_total", dimensions: [("budget", budgetID)],
+                    factory: metricsFactory).increment()
+        case .block(let refusal):
+            Counter(label: "tollgate_budget_refusals_total", dimensions: [("budget", refusal.budgetID)],
+                    factory: metricsFactory).increment()
+        }
+        return admission
+    }
+
+    /// Settles a request with the cost of what the provider reported (zero when nothing was billed).
+    public func settle(_ requestID: String, provider: Provider, model: String, usage: TokenUsage,
+                       receivedAt: Date, now: Date = Date()) {
+        let cost = usage == .zero ? 0
+            : pricer.quote(provider: provider, model: model, usage: usage, at: receivedAt).cost.total.nanoUSD
+        box.state.withLock { $0.settle(requestID, cost: cost, now: now) }
+    }
+
+    /// Applies decisions directly (tests).
+    public func apply(_ decisions: [BudgetDecisionData]) {
+        box.state.withLock { guardian in for decision in decisions { guardian.apply(decision) } }
+        if let newest = decisions.map(\.decidedAt).max() {
+            newestDecision.withLock { $0 = max($0 ?? newest, newest) }
+        }
+        decisionsApplied.signal()
+    }
+
+    public func run() async throws {
+        let consumer = try await log.makeConsumer(ConsumerConfiguration(
+            group: "budget-reader-\(UUID().uuidString.lowercased())", autoOffsetReset: .earliest))
+        try await consumer.subscribe([topic])
+        try await consumer.seek(.beginning, partitions: nil)
+        let target = try await log.watermarks(topic: topic).mapValues(\.high)
+        var position: [Int: Int64] = [:]
+        let stopping = Atomic<Bool>(false)
+        do {
+            try await withGracefulShutdownHandler {
+                while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+                    if !isReady && target.allSatisfy({ $0.value == 0 || (position[$0.key] ?? 0) >= $0.value }) {
+                        ready.store(true, ordering: .releasing)
+                        logger.info("budget decisions loaded", metadata: ["tollgate.budgets": "\(snapshot.decisions.count)"])
+                        onReady()
+                    }
+                    if let newest = newestDecision.withLock({ $0 }) {
+                        decisionAge.record(Date().timeIntervalSince(newest))
+                    }
+                    let batch = try await consumer.poll(maxMessages: 1_000, timeout: .milliseconds(100))
+                    if batch.isEmpty {
+                        position = position.merging(target) { max($0, $1) }
+                        continue
+                    }
+                    var decisions: [BudgetDecisionData] = []
+                    for message in batch {
+                        position[message.partition] = message.offset + 1
+                        guard let value = message.value else {
+                            if let key = message.key {
+                                let budgetID = String(decoding: key, as: UTF8.self)
+                                box.state.withLock { $0.removeDecision(budgetID) }
+                            }
+                            continue
+                        }
+                        do {
+                            decisions.append(try EventCoding.decode(BudgetDecisionData.self, from: value).data)
+                        } catch {
+                            logger.error("budget decision ignored: it does not decode", metadata: [
+                                "kafka.offset": "\(message.offset)", "tollgate.error": "\(error)",
+                            ])
+                        }
+                    }
+                    apply(decisions)
+                }
+            } onGracefulShutdown: {
+                stopping.store(true, ordering: .relaxed)
+            }
+        } catch {
+            try? await consumer.close()
+            throw error
+        }
+        try await consumer.close()
+    }
+}
+
+/// The guard behind a lock, shared with the control plane's observer.
+final class GuardBox: Sendable {
+    let state: Mutex<BudgetGuard>
+    init(_ guardian: BudgetGuard) { state = Mutex(guardian) }
+}
