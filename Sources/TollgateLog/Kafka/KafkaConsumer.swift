@@ -1,4 +1,5 @@
 import CRdKafka
+import Dispatch
 import Foundation
 import Logging
 import Synchronization
@@ -8,7 +9,8 @@ import Synchronization
 /// A dedicated thread polls librdkafka continuously, so the member heart-beats, takes part in
 /// rebalances and releases revoked partitions even while the application is busy between two `poll`
 /// calls (librdkafka waits for the application's rebalance callback before a member rejoins). The thread
-/// copies fetched messages into a bounded buffer that ``poll(maxMessages:timeout:)`` takes from; while
+/// keeps fetched messages, as librdkafka returned them, in a bounded buffer that
+/// ``poll(maxMessages:timeout:)`` takes from, copying them into Swift values on the caller's thread; while
 /// the buffer is full it takes nothing more. Seeks run on that thread between two librdkafka polls, so no stale
 /// message slips into the buffer after a seek. Commits are synchronous and go only to the partitions this
 /// member owns.
@@ -174,7 +176,8 @@ struct PendingSeek: Sendable {
 final class ConsumerHandle: @unchecked Sendable {
     // Safe: `client` is set once and destroyed in deinit, when neither the consumer nor its thread holds
     // the handle any more; librdkafka's consumer API is thread-safe, and the calls that must not overlap
-    // (polls, seeks, close) all run on the one polling thread.
+    // (polls, seeks, close) all run on the one polling thread. `topicHandle` and `topicName` are used by
+    // that thread only.
     let client: OpaquePointer
     private let context: ConsumerContext
     /// Released only after `client` is destroyed: librdkafka's callbacks use it until then.
@@ -210,22 +213,29 @@ final class ConsumerHandle: @unchecked Sendable {
             // resume in librdkafka 2.0.2.)
             let room = context.bufferLimit - context.buffered
             if room <= 0 {
-                Thread.sleep(forTimeInterval: 0.002)
+                // Woken as soon as the application takes messages; every 2 ms at the latest, for commands.
+                context.waitForRoom(timeout: .milliseconds(2))
                 continue
             }
-            var batch: [ConsumedMessage] = []
-            while batch.count < min(1_000, room) {
+            // Messages are buffered as librdkafka returned them; the application's `poll` copies them into
+            // Swift values on its own thread, so the Swift allocations are made and (usually) freed there.
+            var batch: [FetchedMessage] = []
+            let limit = min(5_000, room)
+            batch.reserveCapacity(min(limit, 1_024))
+            while batch.count < limit {
                 guard let message = rd_kafka_consumer_poll(client, batch.isEmpty ? 20 : 0) else { break }
-                defer { rd_kafka_message_destroy(message) }
                 if message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
                     context.logger.warning("consumer error", metadata: [
                         "kafka.error": "\(RdKafka.describe(message.pointee.err))"])
+                    rd_kafka_message_destroy(message)
                     continue
                 }
-                batch.append(Self.copy(message))
+                batch.append(FetchedMessage(message, topic: topic(of: message.pointee.rkt)))
             }
             context.deliver(batch)
         }
+        // Every buffered message is destroyed before the client closes (librdkafka needs them all back).
+        context.discardBuffer()
         if context.beginLeave() {
             // librdkafka (KIP-345) sends no LeaveGroup for a static member that terminates, but does when
             // it unsubscribes: unsubscribe first and serve the revoke, so the group rebalances at once.
@@ -250,17 +260,59 @@ final class ConsumerHandle: @unchecked Sendable {
         for command in context.markClosed() { command(client) }
     }
 
-    /// Copies a message's topic, key, value, headers and timestamp into Swift values.
-    private static func copy(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> ConsumedMessage {
-        let raw = message.pointee
-        let topic = String(cString: rd_kafka_topic_name(raw.rkt))
+    /// The topic handle whose name ``topicName`` holds (used on the polling thread only).
+    private var topicHandle: OpaquePointer?
+    private var topicName = ""
+
+    /// The name of a message's topic: made once per topic handle, not once per message (librdkafka keeps a
+    /// topic's handle for the client's life, so equal handles mean equal names).
+    private func topic(of handle: OpaquePointer?) -> String {
+        if handle != topicHandle || handle == nil {
+            topicHandle = handle
+            topicName = String(cString: rd_kafka_topic_name(handle))
+        }
+        return topicName
+    }
+
+}
+
+/// A message as `rd_kafka_consumer_poll` returned it, not yet copied into Swift values.
+///
+/// Owned by one holder at a time: the polling thread's batch, then the consumer's buffer (under its lock),
+/// then the `poll` that took it, which copies it (``copy()``) and destroys it. A message dropped from the
+/// buffer (seek, revoke, close) is destroyed there. Every message is destroyed before the client closes.
+struct FetchedMessage: @unchecked Sendable {
+    // Safe: one owner at a time (see above); librdkafka's messages may be read and destroyed on any thread
+    // while their client exists, and the client outlives every message (the buffer is emptied before the
+    // client closes; a `poll` in progress keeps the consumer, and with it the client, alive).
+    let pointer: UnsafeMutablePointer<rd_kafka_message_t>
+    let topic: String
+    let partition: Int
+    let offset: Int64
+
+    init(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>, topic: String) {
+        self.pointer = pointer
+        self.topic = topic
+        partition = Int(pointer.pointee.partition)
+        offset = pointer.pointee.offset
+    }
+
+    var topicPartition: TopicPartition { TopicPartition(topic: topic, partition: partition) }
+
+    func destroy() {
+        rd_kafka_message_destroy(pointer)
+    }
+
+    /// Copies the message's topic, key, value, headers and timestamp into Swift values.
+    func copy() -> ConsumedMessage {
+        let raw = pointer.pointee
         let key = raw.key.map { Data(bytes: $0, count: raw.key_len) }
         let value = raw.payload.map { Data(bytes: $0, count: raw.len) }
         var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-        let timestamp = rd_kafka_message_timestamp(message, &type)
+        let timestamp = rd_kafka_message_timestamp(pointer, &type)
         var headers: [MessageHeader] = []
         var list: OpaquePointer?
-        if rd_kafka_message_headers(message, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {
+        if rd_kafka_message_headers(pointer, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {
             var index = 0
             var name: UnsafePointer<CChar>?
             var bytes: UnsafeRawPointer?
@@ -271,7 +323,7 @@ final class ConsumerHandle: @unchecked Sendable {
                 index += 1
             }
         }
-        return ConsumedMessage(topic: topic, partition: Int(raw.partition), offset: raw.offset,
+        return ConsumedMessage(topic: topic, partition: partition, offset: offset,
                                timestampMilliseconds: timestamp, key: key, value: value, headers: headers)
     }
 }
@@ -292,7 +344,7 @@ private func rebalanceCallback(_ client: OpaquePointer?, _ code: rd_kafka_resp_e
 /// State shared by a consumer, its polling thread and the rebalance callback.
 final class ConsumerContext: Sendable {
     private struct State {
-        var buffer: [ConsumedMessage] = []
+        var buffer: [FetchedMessage] = []
         var bufferStart = 0
         var assigned: Set<TopicPartition> = []
         /// Per assigned partition, the offset of the next message the application will get (once known:
@@ -328,6 +380,8 @@ final class ConsumerContext: Sendable {
     /// Set on the mock cluster: see ``RdKafka/resolve(_:_:client:timeout:readerProperties:)``.
     let readerProperties: [(String, String)]?
     private let state = Mutex(State())
+    /// Signalled when the application takes messages out of a full buffer.
+    private let room = DispatchSemaphore(value: 0)
 
     init(logger: Logger, requestTimeout: Duration, bufferLimit: Int, readerProperties: [(String, String)]?) {
         self.logger = logger
@@ -361,40 +415,118 @@ final class ConsumerContext: Sendable {
     var buffered: Int { state.withLock { $0.buffered } }
 
     /// Adds fetched messages of partitions still assigned and wakes waiting polls.
-    func deliver(_ batch: [ConsumedMessage]) {
+    func deliver(_ batch: [FetchedMessage]) {
         if batch.isEmpty { return }
+        var dropped: [FetchedMessage] = []
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            // A revoke inside the librdkafka poll may have taken some of these partitions away.
-            state.buffer += batch.filter { state.assigned.contains($0.topicPartition) }
+            // A revoke inside the librdkafka poll may have taken some of these partitions away. Messages come
+            // in runs of one partition, so the assignment is looked up once per run.
+            var kept = batch
+            var last: (topic: String, partition: Int, assigned: Bool)?
+            kept.removeAll { message in
+                let assigned: Bool
+                if let last, last.partition == message.partition, last.topic == message.topic {
+                    assigned = last.assigned
+                } else {
+                    assigned = state.assigned.contains(message.topicPartition)
+                    last = (message.topic, message.partition, assigned)
+                }
+                if !assigned { dropped.append(message) }
+                return !assigned
+            }
+            if state.buffered == 0 {
+                state.buffer = kept
+                state.bufferStart = 0
+            } else {
+                state.buffer += kept
+            }
             return state.buffered > 0 ? Self.takeWaiters(&state) : []
         }
+        for message in dropped { message.destroy() }
         for waiter in waiters { waiter.resume() }
     }
 
+    /// Takes up to `maximum` buffered messages, copied into Swift values (on the caller's thread).
     func take(_ maximum: Int) throws -> [ConsumedMessage] {
-        try state.withLock { state in
-            if state.closing { throw LogError.closed }
-            if !state.subscribed { throw LogError.notSubscribed }
-            let end = min(state.buffer.count, state.bufferStart + maximum)
-            let batch = Array(state.buffer[state.bufferStart..<end])
-            state.bufferStart = end
-            for message in batch { state.positions[message.topicPartition] = message.offset + 1 }
-            if state.bufferStart == state.buffer.count {
-                state.buffer.removeAll(keepingCapacity: true)
-                state.bufferStart = 0
-            } else if state.bufferStart > 4_096 {
-                state.buffer.removeFirst(state.bufferStart)
-                state.bufferStart = 0
-            }
-            return batch
+        let fetched = try takeFetched(maximum)
+        var result: [ConsumedMessage] = []
+        result.reserveCapacity(fetched.count)
+        for message in fetched {
+            result.append(message.copy())
+            message.destroy()
         }
+        return result
     }
 
-    /// Drops buffered messages of these partitions (after a seek or a revoke).
+    /// Waits until the application took messages out of a full buffer, or `timeout` passed (the polling
+    /// thread, while the buffer is full).
+    func waitForRoom(timeout: Duration) {
+        _ = room.wait(timeout: .now() + .milliseconds(Int(timeout.wholeMilliseconds)))
+    }
+
+    private func takeFetched(_ maximum: Int) throws -> [FetchedMessage] {
+        let (batch, wasFull) = try state.withLock { state -> ([FetchedMessage], Bool) in
+            let wasFull = state.buffered >= bufferLimit
+            return (try Self.takeFetched(&state, maximum), wasFull)
+        }
+        if wasFull && !batch.isEmpty { room.signal() }
+        return batch
+    }
+
+    private static func takeFetched(_ state: inout State, _ maximum: Int) throws -> [FetchedMessage] {
+        if state.closing { throw LogError.closed }
+        if !state.subscribed { throw LogError.notSubscribed }
+        let end = min(state.buffer.count, state.bufferStart + maximum)
+        let batch: [FetchedMessage]
+        if state.bufferStart == 0 && end == state.buffer.count {
+            // Everything buffered fits: hand the array over instead of copying it.
+            batch = state.buffer
+            state.buffer = []
+        } else {
+            batch = Array(state.buffer[state.bufferStart..<end])
+        }
+        state.bufferStart = end
+        // The next offset per partition: offsets grow within a partition, so the last message of each
+        // run of one partition is the one that counts.
+        for index in batch.indices {
+            let next = batch.index(after: index)
+            if next == batch.endIndex || batch[next].partition != batch[index].partition
+                || batch[next].topic != batch[index].topic {
+                state.positions[batch[index].topicPartition] = batch[index].offset + 1
+            }
+        }
+        if state.bufferStart >= state.buffer.count {
+            state.buffer.removeAll(keepingCapacity: true)
+            state.bufferStart = 0
+        } else if state.bufferStart > 4_096 {
+            state.buffer.removeFirst(state.bufferStart)
+            state.bufferStart = 0
+        }
+        return batch
+    }
+
+    /// Drops (and destroys) buffered messages of these partitions (after a seek or a revoke).
     private static func purge(_ state: inout State, _ partitions: Set<TopicPartition>) {
         if partitions.isEmpty || state.buffered == 0 { return }
-        state.buffer = state.buffer[state.bufferStart...].filter { !partitions.contains($0.topicPartition) }
+        var kept: [FetchedMessage] = []
+        for message in state.buffer[state.bufferStart...] {
+            if partitions.contains(message.topicPartition) {
+                message.destroy()
+            } else {
+                kept.append(message)
+            }
+        }
+        state.buffer = kept
         state.bufferStart = 0
+    }
+
+    /// Destroys every buffered message (the polling thread, before it closes the client).
+    func discardBuffer() {
+        state.withLock { state in
+            for message in state.buffer[state.bufferStart...] { message.destroy() }
+            state.buffer = []
+            state.bufferStart = 0
+        }
     }
 
     /// Suspends until messages arrive, the consumer closes, or the deadline passes.

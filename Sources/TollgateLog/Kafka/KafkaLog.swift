@@ -137,22 +137,29 @@ public final class KafkaLog: MessageLog {
     public func produce(_ messages: [OutgoingMessage]) async throws -> [DeliveryAck] {
         if messages.isEmpty { return [] }
         try await validate(messages)
-        let batch = DeliveryBatch(count: messages.count)
-        for (index, message) in messages.enumerated() {
-            let timestamp = Int64(Date().timeIntervalSince1970 * 1000)
-            let ticket = Unmanaged.passRetained(DeliveryTicket(
-                batch: batch, index: index, topic: message.topic, createTimestamp: timestamp,
-                trustsAppendTime: mockCluster == nil))
+        // One create time for the call: its messages are enqueued within microseconds of each other.
+        let timestamp = Int64(Date().timeIntervalSince1970 * 1000)
+        // Kept alive by this call until every message is settled, so delivery reports can reach it unretained.
+        let batch = DeliveryBatch(messages: messages, createTimestamp: timestamp, trustsAppendTime: mockCluster == nil)
+        var topic = ""
+        var topicCString = ContiguousArray<CChar>()
+        for index in messages.indices {
+            let message = messages[index]
+            if message.topic != topic {
+                topic = message.topic
+                topicCString = ContiguousArray(topic.utf8CString)
+            }
             while true {
-                guard let failure = producer.enqueue(message, timestamp: timestamp, opaque: ticket.toOpaque()) else {
-                    break
+                let failure = topicCString.withUnsafeBufferPointer { name in
+                    producer.enqueue(message, topic: name.baseAddress!, timestamp: timestamp,
+                                     opaque: batch.opaque(index))
                 }
+                guard let failure else { break }
                 if failure.code == RD_KAFKA_RESP_ERR__QUEUE_FULL {
                     // The producer's queue is full: wait for deliveries to make room.
                     try? await Task.sleep(for: .milliseconds(1))
                     continue
                 }
-                ticket.release()
                 batch.settle(index, .failure(RdKafka.error(failure.code, topic: message.topic, while: "produce")))
                 break
             }
@@ -226,71 +233,84 @@ final class ProducerHandle: @unchecked Sendable {
         rd_kafka_destroy(client)
     }
 
-    /// Enqueues one message, copying key, value and headers. Returns the error when it was not enqueued.
-    func enqueue(_ message: OutgoingMessage, timestamp: Int64, opaque: UnsafeMutableRawPointer)
-        -> (code: rd_kafka_resp_err_t, message: String)? {
-        var allocations: [UnsafeMutableRawPointer] = []
-        defer { for pointer in allocations { pointer.deallocate() } }
-        // Copies bytes into a buffer that is never null, even for empty data: librdkafka tells an empty
-        // key or value from a null one by the pointer.
-        func copy(_ data: Data) -> UnsafeMutableRawPointer {
-            let pointer = UnsafeMutableRawPointer.allocate(byteCount: max(1, data.count), alignment: 1)
-            data.copyBytes(to: pointer.assumingMemoryBound(to: UInt8.self), count: data.count)
-            allocations.append(pointer)
-            return pointer
+    /// Enqueues one message to the topic named by the C string `topic`; librdkafka copies key, value and
+    /// headers (`RD_KAFKA_MSG_F_COPY`). Returns the error when it was not enqueued.
+    ///
+    /// Key and value are passed straight from their `Data` (no copy of ours); only headers, when there are
+    /// any, are gathered into one temporary buffer.
+    func enqueue(_ message: OutgoingMessage, topic: UnsafePointer<CChar>, timestamp: Int64,
+                 opaque: UnsafeMutableRawPointer) -> (code: rd_kafka_resp_err_t, message: String)? {
+        let capacity = 7 + message.headers.count
+        return withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: capacity) { values in
+            var count = 0
+            func append(_ configure: (inout rd_kafka_vu_t) -> Void) {
+                var entry = rd_kafka_vu_t()
+                configure(&entry)
+                values.initializeElement(at: count, to: entry)
+                count += 1
+            }
+            append { $0.vtype = RD_KAFKA_VTYPE_TOPIC; $0.u.cstr = topic }
+            append {
+                $0.vtype = RD_KAFKA_VTYPE_PARTITION
+                $0.u.i32 = message.partition.map { Int32($0) } ?? -1  // -1: RD_KAFKA_PARTITION_UA
+            }
+            append { $0.vtype = RD_KAFKA_VTYPE_TIMESTAMP; $0.u.i64 = timestamp }
+            append { $0.vtype = RD_KAFKA_VTYPE_MSGFLAGS; $0.u.i = RD_KAFKA_MSG_F_COPY }
+            append { $0.vtype = RD_KAFKA_VTYPE_OPAQUE; $0.u.ptr = opaque }
+            var headerBytes: UnsafeMutableRawPointer?
+            defer { headerBytes?.deallocate() }
+            if !message.headers.isEmpty {
+                // Names (NUL-terminated) and values, one after the other in one buffer.
+                let size = message.headers.reduce(0) { $0 + $1.name.utf8.count + 1 + $1.value.count }
+                let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(1, size), alignment: 1)
+                headerBytes = buffer
+                var offset = 0
+                for header in message.headers {
+                    let name = buffer + offset
+                    offset += header.name.utf8.count + 1
+                    header.name.utf8CString.withUnsafeBytes { name.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    let value = buffer + offset
+                    header.value.copyBytes(to: value.assumingMemoryBound(to: UInt8.self), count: header.value.count)
+                    offset += header.value.count
+                    append {
+                        $0.vtype = RD_KAFKA_VTYPE_HEADER
+                        $0.u.header.name = UnsafePointer(name.assumingMemoryBound(to: CChar.self))
+                        $0.u.header.val = UnsafeRawPointer(value)
+                        $0.u.header.size = header.value.count
+                    }
+                }
+            }
+            return Self.withBytes(message.key) { key, keySize in
+                Self.withBytes(message.value) { value, valueSize in
+                    var used = count
+                    if let key {
+                        var entry = rd_kafka_vu_t()
+                        entry.vtype = RD_KAFKA_VTYPE_KEY
+                        entry.u.mem.ptr = UnsafeMutableRawPointer(mutating: key)
+                        entry.u.mem.size = keySize
+                        values.initializeElement(at: used, to: entry)
+                        used += 1
+                    }
+                    if let value {
+                        var entry = rd_kafka_vu_t()
+                        entry.vtype = RD_KAFKA_VTYPE_VALUE
+                        entry.u.mem.ptr = UnsafeMutableRawPointer(mutating: value)
+                        entry.u.mem.size = valueSize
+                        values.initializeElement(at: used, to: entry)
+                        used += 1
+                    }
+                    return RdKafka.consume(rd_kafka_produceva(client, values.baseAddress, used))
+                }
+            }
         }
-        func cString(_ string: String) -> UnsafePointer<CChar> {
-            let utf8 = Array(string.utf8CString)
-            let pointer = UnsafeMutableRawPointer.allocate(byteCount: utf8.count, alignment: 1)
-            utf8.withUnsafeBytes { pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            allocations.append(pointer)
-            return UnsafePointer(pointer.assumingMemoryBound(to: CChar.self))
-        }
+    }
 
-        var values: [rd_kafka_vu_t] = []
-        var topic = rd_kafka_vu_t()
-        topic.vtype = RD_KAFKA_VTYPE_TOPIC
-        topic.u.cstr = cString(message.topic)
-        values.append(topic)
-        var partition = rd_kafka_vu_t()
-        partition.vtype = RD_KAFKA_VTYPE_PARTITION
-        partition.u.i32 = message.partition.map { Int32($0) } ?? -1  // -1: RD_KAFKA_PARTITION_UA
-        values.append(partition)
-        if let key = message.key {
-            var entry = rd_kafka_vu_t()
-            entry.vtype = RD_KAFKA_VTYPE_KEY
-            entry.u.mem.ptr = copy(key)
-            entry.u.mem.size = key.count
-            values.append(entry)
-        }
-        if let value = message.value {
-            var entry = rd_kafka_vu_t()
-            entry.vtype = RD_KAFKA_VTYPE_VALUE
-            entry.u.mem.ptr = copy(value)
-            entry.u.mem.size = value.count
-            values.append(entry)
-        }
-        for header in message.headers {
-            var entry = rd_kafka_vu_t()
-            entry.vtype = RD_KAFKA_VTYPE_HEADER
-            entry.u.header.name = cString(header.name)
-            entry.u.header.val = UnsafeRawPointer(copy(header.value))
-            entry.u.header.size = header.value.count
-            values.append(entry)
-        }
-        var time = rd_kafka_vu_t()
-        time.vtype = RD_KAFKA_VTYPE_TIMESTAMP
-        time.u.i64 = timestamp
-        values.append(time)
-        var flags = rd_kafka_vu_t()
-        flags.vtype = RD_KAFKA_VTYPE_MSGFLAGS
-        flags.u.i = RD_KAFKA_MSG_F_COPY
-        values.append(flags)
-        var ticket = rd_kafka_vu_t()
-        ticket.vtype = RD_KAFKA_VTYPE_OPAQUE
-        ticket.u.ptr = opaque
-        values.append(ticket)
-        return RdKafka.consume(rd_kafka_produceva(client, values, values.count))
+    /// Calls `body` with the bytes of `data`, or nil for no data. The pointer is never null for empty data:
+    /// librdkafka tells an empty key or value from a null one by the pointer.
+    private static func withBytes<R>(_ data: Data?, _ body: (UnsafeRawPointer?, Int) -> R) -> R {
+        guard let data else { return body(nil, 0) }
+        if data.isEmpty { return withUnsafeBytes(of: UInt8(0)) { body($0.baseAddress!, 0) } }
+        return data.withUnsafeBytes { body($0.baseAddress!, $0.count) }
     }
 }
 
@@ -298,58 +318,71 @@ final class ProducerHandle: @unchecked Sendable {
 private func deliveryReportCallback(_ client: OpaquePointer?, _ message: UnsafePointer<rd_kafka_message_t>?,
                                     _ opaque: UnsafeMutableRawPointer?) {
     guard let message, let pointer = message.pointee._private else { return }
-    let ticket = Unmanaged<DeliveryTicket>.fromOpaque(pointer).takeRetainedValue()
+    let (batch, index) = DeliveryBatch.from(pointer)
     let code = message.pointee.err
     guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
-        ticket.batch.settle(ticket.index, .failure(RdKafka.error(code, topic: ticket.topic, while: "delivery")))
+        batch.settle(index, .failure(RdKafka.error(code, topic: batch.messages[index].topic, while: "delivery")))
         return
     }
     // The broker's append time for topics with LogAppendTime; otherwise the create time this log set.
     // The mock cluster answers every produce with a made-up append time (1234), so it is not trusted there.
     var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
     var timestamp = rd_kafka_message_timestamp(message, &type)
-    if type != RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME || !ticket.trustsAppendTime || timestamp < 0 {
-        timestamp = ticket.createTimestamp
+    if type != RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME || !batch.trustsAppendTime || timestamp < 0 {
+        timestamp = batch.createTimestamp
     }
-    ticket.batch.settle(ticket.index, .success(DeliveryAck(
-        topic: ticket.topic, partition: Int(message.pointee.partition), offset: message.pointee.offset,
+    batch.settle(index, .success(DeliveryAck(
+        topic: batch.messages[index].topic, partition: Int(message.pointee.partition), offset: message.pointee.offset,
         timestampMilliseconds: timestamp)))
 }
 
-/// One in-flight message: passed to librdkafka as the per-message opaque (retained), released by the
-/// delivery report.
-final class DeliveryTicket: Sendable {
-    let batch: DeliveryBatch
-    let index: Int
-    let topic: String
-    /// The message's create time, set by the log.
-    let createTimestamp: Int64
-    /// Whether a broker-reported append time is real (it is not on the mock cluster).
-    let trustsAppendTime: Bool
-
-    init(batch: DeliveryBatch, index: Int, topic: String, createTimestamp: Int64, trustsAppendTime: Bool) {
-        self.batch = batch
-        self.index = index
-        self.topic = topic
-        self.createTimestamp = createTimestamp
-        self.trustsAppendTime = trustsAppendTime
-    }
-}
-
 /// The outcome of one `produce` call: completes when every message of it is settled.
-final class DeliveryBatch: Sendable {
+///
+/// Each message's librdkafka opaque is the address of its slot in ``slots``, which holds the batch's own
+/// (unretained) address: a delivery report finds the batch and the message's index from it without a
+/// per-message allocation. The `produce` call keeps the batch alive until every message is settled.
+final class DeliveryBatch: @unchecked Sendable {
+    // Safe: `slots` is written only in `init` and freed in `deinit`; the other stored properties are
+    // immutable, and `state` is behind a mutex.
     private struct State {
         var results: [Result<DeliveryAck, LogError>?]
         var remaining: Int
         var continuation: CheckedContinuation<[DeliveryAck], any Error>?
     }
 
+    /// The messages of the call (their topics name the acknowledgements).
+    let messages: [OutgoingMessage]
+    /// The messages' create time, set by the log.
+    let createTimestamp: Int64
+    /// Whether a broker-reported append time is real (it is not on the mock cluster).
+    let trustsAppendTime: Bool
+    private let slots: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     private let state: Mutex<State>
 
-    init(count: Int) {
-        state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count))
+    init(messages: [OutgoingMessage], createTimestamp: Int64, trustsAppendTime: Bool) {
+        self.messages = messages
+        self.createTimestamp = createTimestamp
+        self.trustsAppendTime = trustsAppendTime
+        slots = .allocate(capacity: max(1, messages.count))
+        state = Mutex(State(results: Array(repeating: nil, count: messages.count), remaining: messages.count))
+        slots.initialize(repeating: Unmanaged.passUnretained(self).toOpaque(), count: max(1, messages.count))
     }
 
+    deinit {
+        slots.deallocate()
+    }
+
+    /// The librdkafka opaque of message `index`.
+    func opaque(_ index: Int) -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(slots + index)
+    }
+
+    /// The batch and message index of an opaque made by ``opaque(_:)``.
+    static func from(_ opaque: UnsafeMutableRawPointer) -> (DeliveryBatch, Int) {
+        let slot = opaque.assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+        let batch = Unmanaged<DeliveryBatch>.fromOpaque(slot.pointee!).takeUnretainedValue()
+        return (batch, slot - batch.slots)
+    }
     func settle(_ index: Int, _ result: Result<DeliveryAck, LogError>) {
         let finished = state.withLock { state -> (CheckedContinuation<[DeliveryAck], any Error>, Result<[DeliveryAck], any Error>)? in
             guard state.results[index] == nil else { return nil }
