@@ -86,6 +86,19 @@ public final class BudgetPlane: Service, Sendable {
         box.state.withLock { $0.settle(requestID, cost: cost, now: now) }
     }
 
+    /// Waits until `condition` holds for the guard, or `timeout` passes. Returns whether it holds.
+    public func wait(timeout: Duration, until condition: (BudgetGuard) -> Bool) async -> Bool {
+        let clock = ContinuousClock()
+        let end = clock.now.advanced(by: timeout)
+        while true {
+            let version = decisionsApplied.version
+            if condition(snapshot) { return true }
+            let now = clock.now
+            if now >= end { return false }
+            await decisionsApplied.wait(since: version, timeout: end - now)
+        }
+    }
+
     /// Applies decisions directly (tests).
     public func apply(_ decisions: [BudgetDecisionData]) {
         box.state.withLock { guardian in for decision in decisions { guardian.apply(decision) } }

@@ -7,7 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures.",
-        subcommands: [LogBench.self, ProxyBench.self, LogConsumerChild.self])
+        subcommands: [LogBench.self, ProxyBench.self, KafkaBench.self, CostBench.self, BudgetBench.self, LogConsumerChild.self])
 
     struct LogBench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -183,6 +183,75 @@ struct BenchCommand: AsyncParsableCommand {
                               result.errors.map(String.init) ?? "0"])
             }
             Output.line(table.render())
+        }
+    }
+
+    struct KafkaBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "kafka",
+            abstract: "Kafka engine: KafkaLog produce/consume throughput next to raw librdkafka, on an in-process mock cluster.")
+
+        @Option(help: "Messages per produce phase (the consume phases read what was produced).")
+        var messages: Int = 1_000_000
+        @Option(help: "Value size in bytes.") var valueBytes: Int = 200
+        @Option(help: "Distinct message keys.") var keys: Int = 1_000
+        @Option(help: "Partitions of each benchmark topic.") var partitions: Int = 64
+        @Option(help: "Messages per KafkaLog.produce call.") var batchSize: Int = 5_000
+        @Option(help: "KafkaLog.produce calls in flight at once.") var inFlight: Int = 4
+        @Option(help: "Seconds any one phase may run before it is cut short.") var timeLimit: Int = 60
+        @Option(help: "Rounds of the four phases (raw and Swift alternate); each phase reports its best round.")
+        var rounds: Int = 3
+        @OptionGroup var logging: LoggingOptions
+        @Flag(help: "Print JSON instead of a table.") var json = false
+
+        func validate() throws {
+            guard (1...20_000_000).contains(messages) else { throw ValidationError("--messages must be 1...20000000") }
+            guard (1...1_000_000).contains(valueBytes) else { throw ValidationError("--value-bytes must be 1...1000000") }
+            guard (1...1_000_000).contains(keys) else { throw ValidationError("--keys must be 1...1000000") }
+            guard (1...1_000).contains(partitions) else { throw ValidationError("--partitions must be 1...1000") }
+            guard (1...100_000).contains(batchSize) else { throw ValidationError("--batch-size must be 1...100000") }
+            guard (1...64).contains(inFlight) else { throw ValidationError("--in-flight must be 1...64") }
+            guard (1...3_600).contains(timeLimit) else { throw ValidationError("--time-limit must be 1...3600") }
+            guard (1...20).contains(rounds) else { throw ValidationError("--rounds must be 1...20") }
+        }
+
+        func run() async throws {
+            let logger = logging.bootstrap(default: .warning)
+            var options = KafkaBenchmark.Options()
+            options.messages = messages
+            options.valueBytes = valueBytes
+            options.keys = keys
+            options.partitions = partitions
+            options.batchSize = batchSize
+            options.inFlight = inFlight
+            options.timeLimit = .seconds(timeLimit)
+            options.rounds = rounds
+            let report = try await KafkaBenchmark.run(options, showProgress: !json, logger: logger)
+            if json {
+                try Output.json(report)
+                return
+            }
+            var table = TextTable(
+                columns: ["phase", "engine", "messages", "seconds", "msg/s", "MB/s", "swift/raw", "CPU µs/msg"],
+                rightAligned: [2, 3, 4, 5, 6, 7])
+            for result in report.results {
+                table.append([
+                    result.phase, result.engine == "swift" ? (result.phase == "produce" ? "KafkaLog" : "KafkaConsumer")
+                        : "raw librdkafka",
+                    "\(result.messages)\(result.truncated ? " (time limit)" : "")",
+                    String(format: "%.2f", result.seconds), String(format: "%.0f", result.messagesPerSecond),
+                    String(format: "%.1f", result.megabytesPerSecond),
+                    result.ratioToRaw.map { String(format: "%.0f %%", $0 * 100) } ?? "-",
+                    String(format: "%.2f", result.cpuMicrosecondsPerMessage),
+                ])
+            }
+            Output.line(table.render())
+            Output.line("""
+                mock cluster: 1 broker, \(partitions) partitions, \(valueBytes)-byte values, \(keys) keys; \
+                producers idempotent, acks=all, lz4, linger 5 ms; KafkaLog: \(batchSize) messages per call, \
+                \(inFlight) calls in flight; best of \(rounds) rounds; MB/s counts value bytes (10^6 B); \
+                CPU: whole process (mock broker included) per message
+                """)
         }
     }
 
