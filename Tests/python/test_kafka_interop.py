@@ -29,6 +29,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -134,7 +135,8 @@ def check_message(message) -> dict:
     assert headers.get("ce_type") == [event_type.encode()], headers
 
     key = message.key()
-    team = event["data"]["team"]
+    # The key is the team id: data.team on traffic events, data.response.team on usage events.
+    team = event["data"]["team"] if "team" in event["data"] else event["data"]["response"]["team"]
     assert key == team.encode(), (key, team)
     assert event.get("subject") in (None, team)  # optional in the envelope; the team when present
     assert message.partition() == kafka_partition(key, PARTITIONS[message.topic()]), (
@@ -267,6 +269,17 @@ def test_openai_call_events_reach_a_foreign_consumer(dev_broker):
                     dev_broker, [PREFIX + "requests", PREFIX + "responses"],
                     done=lambda events: {e["type"] for e in mine(events)} >= {"tollgate.request.v1",
                                                                                "tollgate.response.v1"})
+                # The cost service priced it: its usage event is on the usage topic, valid too.
+                usages = read_events(
+                    dev_broker, [PREFIX + "usage"],
+                    done=lambda events: any(e["id"] == f"usage:{request_id}" for e in events))
+                assert any(e["id"] == f"usage:{request_id}" and e["data"]["priced"] for e in usages)
+                # The README's example consumer of the usage topic (the cost service priced the call).
+                report = subprocess.run(
+                    [sys.executable, str(REPO / "ops" / "examples" / "usage_consumer.py"), "--brokers", dev_broker,
+                     "--from-beginning", "--idle-seconds", "10"],
+                    capture_output=True, text=True, timeout=120, check=True)
+                report, report_errors = report.stdout, report.stderr
             finally:
                 stop(process)
             assert process.returncode == 0, "serve did not stop cleanly:\n" + "\n".join(log)
@@ -286,6 +299,9 @@ def test_openai_call_events_reach_a_foreign_consumer(dev_broker):
     assert usage["input_tokens"] + usage["cached_input_read_tokens"] + usage["audio_input_tokens"] == (
         completion.usage.prompt_tokens)
     assert response["data"]["usage_source"] == "provider"
+    line = next((l for l in report.splitlines() if team in l and "gpt-4o-mini" in l), None)
+    assert line and "$0." in line and "UNPRICED" not in line, report + report_errors
+    assert any(l.startswith(team) for l in report.splitlines()), report
 
 
 def test_foreign_producer_round_trip(dev_broker):
