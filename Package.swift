@@ -238,7 +238,14 @@ let package = Package(
         ),
         .testTarget(
             name: "TollgateAppTests",
-            dependencies: ["TollgateApp", "TollgateEvents", "TollgateLog"],
+            dependencies: [
+                "TollgateApp", "TollgateEvents", "TollgateLog", "TollgateBudget", "TollgateCost", "TollgateIngress",
+                "TollgatePricing", "TollgateFakeProvider",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         // Tests that run the `tollgate` binary as separate processes (serve, crash recovery).

@@ -37,6 +37,9 @@ public struct AllInOne: Sendable {
         /// Kafka client settings other than the brokers (client id, librdkafka properties such as
         /// `security.protocol` or `sasl.*`). Used only with ``brokers``.
         public var kafka: KafkaConfiguration = KafkaConfiguration(brokers: [])
+        /// Ingress replicas sharing the budgets: each may spend only its share of what a budget has left.
+        /// Default: `TOLLGATE_INGRESS_REPLICAS`, else 1.
+        public var ingressReplicas: Int = Int(ProcessInfo.processInfo.environment["TOLLGATE_INGRESS_REPLICAS"] ?? "") ?? 1
         /// A pricing file applied over the built-in catalog (YAML or JSON). Default: `TOLLGATE_PRICING_FILE`.
         public var pricingFile: String? = ProcessInfo.processInfo.environment["TOLLGATE_PRICING_FILE"]
         /// Bounds of the spool that holds events while Kafka is unreachable. Used only with ``brokers``.
@@ -81,7 +84,7 @@ public struct AllInOne: Sendable {
         logger.info("price catalog loaded", metadata: [
             "tollgate.catalog_version": "\(pricer.catalog.catalogVersion)", "tollgate.models": "\(pricer.catalog.models.count)",
         ])
-        let readiness = Readiness(checks: ["log", "control"])
+        let readiness = Readiness(checks: ["log", "control", "budgets"])
         let backend = try await LogBackend.open(options.logSettings, logger: logger)
         defer { backend.close() }
         readiness.markReady("log")
@@ -89,7 +92,9 @@ public struct AllInOne: Sendable {
         var ingressConfiguration = options.ingress
         ingressConfiguration.topicPrefix = options.topicPrefix
         let ingress = Ingress(configuration: ingressConfiguration, log: backend.log, eventSink: backend.sink,
-                              logger: logger, onControlReady: { readiness.markReady("control") })
+                              pricer: pricer, replicas: options.ingressReplicas, logger: logger,
+                              onControlReady: { readiness.markReady("control") },
+                              onBudgetsReady: { readiness.markReady("budgets") })
 
         let router = Router()
         HealthRoutes.add(to: router, readiness: readiness)

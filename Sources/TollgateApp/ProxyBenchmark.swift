@@ -36,6 +36,14 @@ public enum ProxyBenchmark {
         public var p99Microseconds: Double?
         public var residentMebibytes: Double?
         public var errors: Int?
+        /// Throughput runs: CPU time (user + system) the target's server process spent per completed
+        /// request — the fake provider for `direct`, `tollgate serve` for `tollgate`. Robust to a noisy
+        /// machine, unlike req/s.
+        public var cpuMicrosecondsPerRequest: Double?
+        /// Throughput runs through tollgate: the fake provider's CPU time per request (the upstream's share).
+        public var upstreamCPUMicrosecondsPerRequest: Double?
+        /// Throughput runs: requests wrk completed.
+        public var requests: Int?
     }
 
     struct Failure: Error, CustomStringConvertible {
@@ -83,10 +91,21 @@ public enum ProxyBenchmark {
                 progress("wrk: \(target), \(connections) connection(s), \(options.seconds) s")
                 let script = directory.appendingPathComponent("post-\(target).lua")
                 try wrkScript(body: body, key: key).write(to: script, atomically: true, encoding: .utf8)
+                let server = target == "direct" ? fake.pid : serve.pid
+                let cpuBefore = (cpuSeconds(pid: server), cpuSeconds(pid: fake.pid))
                 let output = try runProcess(wrk, ["-t\(min(options.threads, connections))", "-c\(connections)",
                                                   "-d\(options.seconds)s", "--latency", "-s", script.path,
                                                   "\(url)/v1/chat/completions"])
+                let cpuAfter = (cpuSeconds(pid: server), cpuSeconds(pid: fake.pid))
                 var result = parseWrk(output)
+                if let requests = result.requests, requests > 0 {
+                    func perRequest(_ before: Double?, _ after: Double?) -> Double? {
+                        guard let before, let after else { return nil }
+                        return ((after - before) * 1e6 / Double(requests) * 10).rounded() / 10
+                    }
+                    result.cpuMicrosecondsPerRequest = perRequest(cpuBefore.0, cpuAfter.0)
+                    if target != "direct" { result.upstreamCPUMicrosecondsPerRequest = perRequest(cpuBefore.1, cpuAfter.1) }
+                }
                 result.scenario = "chat 1 KiB, non-streamed"
                 result.target = target
                 result.connections = connections
@@ -144,12 +163,14 @@ public enum ProxyBenchmark {
             """
     }
 
-    /// Requests/sec and the 50th/99th latency percentiles from `wrk --latency` output.
+    /// Requests/sec, completed requests and the 50th/99th latency percentiles from `wrk --latency` output.
     static func parseWrk(_ output: String) -> Result {
         var result = Result(scenario: "", target: "", connections: 0)
         for line in output.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) }) {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            if line.hasPrefix("Requests/sec:"), let value = fields.last.flatMap({ Double($0) }) {
+            if fields.count > 2, fields[1] == "requests", fields[2] == "in", let value = Int(fields[0]) {
+                result.requests = value
+            } else if line.hasPrefix("Requests/sec:"), let value = fields.last.flatMap({ Double($0) }) {
                 result.requestsPerSecond = value
             } else if fields.count == 2, fields[0] == "50%" {
                 result.p50Microseconds = microseconds(String(fields[1]))
@@ -238,6 +259,16 @@ public enum ProxyBenchmark {
     }
 
     // MARK: Processes
+
+    /// User plus system CPU time of a process so far, in seconds (from `/proc/<pid>/stat`).
+    static func cpuSeconds(pid: Int32) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // After the command name: state is field 3, utime and stime are fields 14 and 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
 
     static func residentMebibytes(pid: Int32) -> Double? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }

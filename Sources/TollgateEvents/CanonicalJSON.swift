@@ -50,8 +50,29 @@ public struct CanonicalJSONWriter {
 
     public mutating func integer(_ value: some BinaryInteger) {
         separate()
-        bytes.append(contentsOf: String(value).utf8)
+        if let small = Int64(exactly: value) {
+            Self.appendDecimal(small, to: &bytes)
+        } else {
+            bytes.append(contentsOf: String(value).utf8)
+        }
         needsComma = true
+    }
+
+    /// `value` in decimal, as `String(value)` writes it, without the intermediate string.
+    static func appendDecimal(_ value: Int64, to bytes: inout [UInt8]) {
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        // The magnitude as UInt64 also covers Int64.min.
+        var magnitude = value.magnitude
+        if magnitude == 0 {
+            bytes.append(UInt8(ascii: "0"))
+            return
+        }
+        let start = bytes.count
+        while magnitude > 0 {
+            bytes.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
+            magnitude /= 10
+        }
+        bytes[start...].reverse()
     }
 
     public mutating func bool(_ value: Bool) {
@@ -61,7 +82,58 @@ public struct CanonicalJSONWriter {
     }
 
     public mutating func date(_ value: Date) {
-        string(EventTime.format(value))
+        separate()
+        if !Self.appendTime(value, to: &bytes) {
+            Self.appendEscaped(EventTime.format(value), to: &bytes)
+        }
+        needsComma = true
+    }
+
+    /// `"yyyy-MM-ddTHH:mm:ss.SSSZ"` with its quotes, the same text as ``EventTime/format(_:)`` (same
+    /// rounding and calendar arithmetic), written straight into the buffer. Years outside 0...9999 are
+    /// left to `EventTime` (returns `false`).
+    static func appendTime(_ date: Date, to bytes: inout [UInt8]) -> Bool {
+        let seconds1970 = date.timeIntervalSince1970
+        guard seconds1970.isFinite, abs(seconds1970) < 9e12 else { return false }
+        let millis = Int64((seconds1970 * 1000).rounded(.toNearestOrAwayFromZero))
+        func floorDivide(_ a: Int64, _ b: Int64) -> (Int64, Int64) {
+            let q = a / b
+            let r = a % b
+            return r < 0 ? (q - 1, r + b) : (q, r)
+        }
+        let (seconds, ms) = floorDivide(millis, 1000)
+        let (days, secondOfDay) = floorDivide(seconds, 86_400)
+        // Days since 1970-01-01 to a proleptic Gregorian civil date (as EventTime does).
+        let z = days + 719_468
+        let era = floorDivide(z, 146_097).0
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        guard (0...9999).contains(year) else { return false }
+        func digits(_ value: Int64, _ width: Int) {
+            var divisor: Int64 = 1
+            for _ in 1..<width { divisor *= 10 }
+            var rest = value
+            while divisor > 0 {
+                bytes.append(UInt8(ascii: "0") + UInt8(rest / divisor))
+                rest %= divisor
+                divisor /= 10
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+        digits(year, 4); bytes.append(UInt8(ascii: "-"))
+        digits(month, 2); bytes.append(UInt8(ascii: "-"))
+        digits(day, 2); bytes.append(UInt8(ascii: "T"))
+        digits(secondOfDay / 3600, 2); bytes.append(UInt8(ascii: ":"))
+        digits(secondOfDay / 60 % 60, 2); bytes.append(UInt8(ascii: ":"))
+        digits(secondOfDay % 60, 2); bytes.append(UInt8(ascii: "."))
+        digits(ms, 3); bytes.append(UInt8(ascii: "Z"))
+        bytes.append(UInt8(ascii: "\""))
+        return true
     }
 
     public mutating func value(_ value: some CanonicalJSONEncodable) {
@@ -110,6 +182,18 @@ public struct CanonicalJSONWriter {
     /// non-ASCII characters as they are.
     static func appendEscaped(_ value: String, to bytes: inout [UInt8]) {
         bytes.append(UInt8(ascii: "\""))
+        // Most strings (ids, names, models) need no escapes: copy them whole.
+        let copied = value.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
+            guard !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
+                return false
+            }
+            bytes.append(contentsOf: utf8)
+            return true
+        }
+        if copied == true {
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "\""))

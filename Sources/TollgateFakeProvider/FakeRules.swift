@@ -41,7 +41,7 @@ public enum FakeRules {
     /// CR, FF, VT), at most ``maximumReplyWords`` words in all. When `maxTokens` is smaller than that,
     /// the reply keeps `maxTokens` words (at least one) and counts as truncated.
     public static func reply(echoing text: String, maxTokens: Int?) -> Reply {
-        let natural = Array(([replyPrefix] + words(of: text)).prefix(maximumReplyWords))
+        let natural = Array(([replyPrefix] + words(of: text, limit: maximumReplyWords)).prefix(maximumReplyWords))
         if let maxTokens, maxTokens < natural.count {
             return Reply(words: Array(natural.prefix(max(1, maxTokens))), truncated: true)
         }
@@ -50,8 +50,30 @@ public enum FakeRules {
 
     /// The words of `text`, split on runs of ASCII whitespace.
     public static func words(of text: String) -> [String] {
-        text.utf8.split(whereSeparator: { [0x20, 0x09, 0x0A, 0x0D, 0x0C, 0x0B].contains($0) })
-            .map { String(decoding: $0, as: UTF8.self) }
+        words(of: text, limit: .max)
+    }
+
+    /// The first `limit` words of `text` (the reply never uses more than ``maximumReplyWords``).
+    static func words(of text: String, limit: Int) -> [String] {
+        var text = text
+        return text.withUTF8 { bytes in
+            var result: [String] = []
+            var start: Int?
+            for index in 0...bytes.count {
+                let isSpace = index == bytes.count
+                    || { $0 == 0x20 || (0x09...0x0D).contains($0) }(bytes[index])
+                if isSpace {
+                    if let first = start {
+                        result.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[first..<index]), as: UTF8.self))
+                        if result.count >= limit { break }
+                        start = nil
+                    }
+                } else if start == nil {
+                    start = index
+                }
+            }
+            return result
+        }
     }
 
     /// Reasoning tokens for a reasoning effort: `minimal` 8, `low` 32, `medium` 64, `high` 128,

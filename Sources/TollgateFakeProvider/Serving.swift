@@ -62,12 +62,20 @@ extension FakeProvider {
     ) async -> Response {
         let sequence = counter.next()
         let requestID = "req_" + String(FakeRules.splitMix(sequence ^ 0x5EED), radix: 16)
-        var logger = context.logger
-        logger[metadataKey: "tollgate.fake.path"] = "\(request.uri.path)"
+        // Metadata goes on the lines themselves (only rendered when debug is on): setting it on the logger
+        // makes `StreamLogHandler` re-render its metadata on every request.
+        let logger = context.logger
+        let path = request.uri.path
+        var modeName: String?
+        func metadata(_ status: Int) -> Logger.Metadata {
+            var metadata: Logger.Metadata = ["tollgate.fake.path": "\(path)", "tollgate.fake.status": "\(status)"]
+            if let modeName { metadata["tollgate.fake.mode"] = "\(modeName)" }
+            return metadata
+        }
         do {
             try authenticate(request, provider)
             let (mode, delay) = try failureMode(of: request)
-            logger[metadataKey: "tollgate.fake.mode"] = "\(mode.rawValue)"
+            modeName = mode.rawValue
             switch mode {
             case .rateLimit: throw Failure.rateLimited
             case .serverError: throw Failure.serverError
@@ -103,11 +111,11 @@ extension FakeProvider {
                 body: body, headers: request.headers, query: query, seed: seed,
                 created: Int(Duration.secondsSinceEpoch))
             let outcome = try endpoint(call)
-            logger.debug("fake provider answered", metadata: ["tollgate.fake.status": "200"])
+            logger.debug("fake provider answered", metadata: metadata(200))
             return render(outcome, mode: mode, delay: delay, provider: provider, requestID: requestID)
         } catch let failure as Failure {
             let response = provider.errorResponse(failure, requestID: requestID)
-            logger.debug("fake provider refused", metadata: ["tollgate.fake.status": "\(response.status.code)"])
+            logger.debug("fake provider refused", metadata: metadata(response.status.code))
             return response
         } catch {
             return provider.errorResponse(.serverError, requestID: requestID)

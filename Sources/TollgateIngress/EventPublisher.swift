@@ -260,8 +260,16 @@ extension EventPublisher {
             message: "The event queue overflowed while the log (or its spool) refused events; \(count) events "
                 + "since \(EventTime.format(since)) are lost and missing from usage and spend.",
             observed: ["dropped_events": .int(Int64(count))], raisedAt: now)
-        publish(CloudEvent(id: UUID().uuidString.lowercased(), source: "tollgate/ingress", time: now, data: alert),
-                prefix: topicPrefix)
+        let event = CloudEvent(id: UUID().uuidString.lowercased(), source: "tollgate/ingress", time: now, data: alert)
+        guard let value = try? EventCoding.encode(event) else { return }
+        // Queued even when the queue is full: the report of the loss must not be lost itself.
+        let message = Self.message(AlertData.self, key: alert.messageKey, prefix: topicPrefix, value: value)
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.queue.append(message)
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
     }
 }
 

@@ -5,6 +5,7 @@ import HTTPTypes
 import Logging
 import NIOCore
 import NIOHTTP1
+import TollgateBudget
 import TollgateEvents
 import TollgateLog
 import TollgateProviders
@@ -19,15 +20,18 @@ public struct Proxy: Sendable {
     public let configuration: IngressConfiguration
     public let control: ControlPlane
     public let events: EventPublisher
-    let http: HTTPClient
+    let upstreams: UpstreamClients
     let logger: Logger
+    /// Budget enforcement; `nil` when the process enforces no budgets.
+    public let budgets: BudgetPlane?
 
     init(configuration: IngressConfiguration, control: ControlPlane, events: EventPublisher,
-         httpClient: HTTPClient, logger: Logger) {
+         upstreams: UpstreamClients, budgets: BudgetPlane? = nil, logger: Logger) {
         self.configuration = configuration
         self.control = control
         self.events = events
-        self.http = httpClient
+        self.upstreams = upstreams
+        self.budgets = budgets
         self.logger = logger
     }
 
@@ -46,8 +50,7 @@ public struct Proxy: Sendable {
                                     pathModel: String?) async -> Response {
         let call = Call(requestID: RequestID.make(), endpoint: endpoint, receivedAt: Date(),
                         started: ContinuousClock.now)
-        var logger = self.logger
-        logger[metadataKey: "tollgate.request_id"] = "\(call.requestID)"
+        let logger = CallLogger(base: self.logger, requestID: call.requestID)
 
         // Authenticate.
         let presented = Self.presentedKey(request, provider: endpoint.provider)
@@ -102,6 +105,34 @@ public struct Proxy: Sendable {
                           key: key, model: facts.model, logger: logger)
         }
 
+        // Budgets: reserve the worst case; refuse, or downgrade the model.
+        var routing: ResponseData.Routing?
+        var upstreamModel: String?
+        var reserved: Money?
+        if let budgets, let model = facts.model, endpoint != .openAIModels {
+            let admission = budgets.admit(
+                BudgetGuard.Request(requestID: call.requestID, keyID: key.keyID, project: attribution.project,
+                                    team: attribution.team, customer: attribution.customer, tags: attribution.tags,
+                                    model: model),
+                provider: endpoint.provider, estimatedInputTokens: Int64(facts.estimatedInputTokens),
+                maxOutputTokens: facts.maxOutputTokens.map(Int64.init), now: call.receivedAt)
+            switch admission {
+            case .allow(let ticket):
+                if !ticket.budgets.isEmpty { reserved = Money(nanoUSD: ticket.reservedNanoUSD) }
+            case .downgrade(let from, let to, let budgetID, let ticket):
+                upstreamModel = to
+                reserved = Money(nanoUSD: ticket.reservedNanoUSD)
+                routing = ResponseData.Routing(policy: "budget:\(budgetID)", reason: "downgrade", downgradedFrom: from)
+                logger.info("model downgraded by a budget", metadata: ["tollgate.budget": "\(budgetID)",
+                                                                      "tollgate.model": "\(from) -> \(to)"])
+            case .block(let refusal):
+                var response = refuse(dialect, call: call, kind: .quotaExceeded, message: Self.budgetMessage(refusal),
+                                      key: key, model: facts.model, attribution: attribution, logger: logger)
+                Self.addBudgetHeaders(refusal, to: &response)
+                return response
+            }
+        }
+
         // Admit: the request event, then upstream.
         events.publish(CloudEvent(
             id: "request:\(call.requestID)", source: configuration.source, time: call.receivedAt,
@@ -111,13 +142,17 @@ public struct Proxy: Sendable {
                 customer: attribution.customer, tags: attribution.tags, provider: endpoint.provider,
                 endpoint: endpoint.eventName, requestedModel: facts.model ?? "", stream: facts.stream,
                 maxOutputTokens: facts.maxOutputTokens.map(Int64.init),
-                estimatedInputTokens: Int64(facts.estimatedInputTokens), reservedCostNanoUSD: nil,
+                estimatedInputTokens: Int64(facts.estimatedInputTokens), reservedCostNanoUSD: reserved,
                 receivedAt: call.receivedAt)),
             prefix: configuration.topicPrefix)
 
         let upstreamBody = endpoint == .openAIModels ? bodyData
-            : D.upstreamBody(endpoint: endpoint, body: bodyData, facts: facts, model: nil)
-        var outgoing = HTTPClientRequest(url: upstream.url(forPath: request.uri.path,
+            : D.upstreamBody(endpoint: endpoint, body: bodyData, facts: facts, model: upstreamModel)
+        var upstreamPath = request.uri.path
+        if let upstreamModel, let from = routing?.downgradedFrom, endpoint.provider == .gemini {
+            upstreamPath = Self.geminiPath(upstreamPath, model: from, replacedBy: upstreamModel)
+        }
+        var outgoing = HTTPClientRequest(url: upstream.url(forPath: upstreamPath,
                                                            query: Self.upstreamQuery(request.uri.query)))
         outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
         outgoing.headers = Self.upstreamHeaders(request.headers, provider: endpoint.provider,
@@ -126,11 +161,12 @@ public struct Proxy: Sendable {
             outgoing.body = .bytes(ByteBuffer(data: upstreamBody))
         }
         var context = UpstreamContext(call: call, key: key, attribution: attribution, facts: facts)
+        context.routing = routing
         context.upstreamSentAt = Date()
         let response: HTTPClientResponse
         do {
-            response = try await http.execute(outgoing, deadline: .now() + .seconds(configuration.requestDeadline.components.seconds),
-                                              logger: logger)
+            response = try await upstreams.current.execute(outgoing, deadline: .now() + .seconds(configuration.requestDeadline.components.seconds),
+                                              logger: logger.forHTTPClient)
         } catch {
             let kind = Self.classify(error)
             logger.warning("upstream call failed", metadata: ["tollgate.provider": "\(endpoint.provider.rawValue)",
@@ -140,7 +176,8 @@ public struct Proxy: Sendable {
                           key: key, model: facts.model, attribution: attribution, logger: logger)
         }
         context.status = Int(response.status.code)
-        let headers = Self.downstreamHeaders(response.headers, requestID: call.requestID, streaming: false)
+        var headers = Self.downstreamHeaders(response.headers, requestID: call.requestID, streaming: false)
+        if let from = routing?.downgradedFrom { headers[Self.downgradedFromHeader] = from }
         let isEventStream = response.headers.first(name: "content-type")?.lowercased()
             .hasPrefix("text/event-stream") ?? false
 
@@ -171,8 +208,9 @@ public struct Proxy: Sendable {
     // MARK: Streams
 
     private func relayStream<D: ProviderDialect>(_ dialect: D.Type, response: HTTPClientResponse,
-                                                 context: UpstreamContext, logger: Logger) -> Response {
-        let headers = Self.downstreamHeaders(response.headers, requestID: context.call.requestID, streaming: true)
+                                                 context: UpstreamContext, logger: CallLogger) -> Response {
+        var headers = Self.downstreamHeaders(response.headers, requestID: context.call.requestID, streaming: true)
+        if let from = context.routing?.downgradedFrom { headers[Self.downgradedFromHeader] = from }
         let body = response.body
         return Response(status: .init(code: Int(response.status.code)), headers: headers, body: ResponseBody { writer in
             var parser = SSEParser()
@@ -212,8 +250,9 @@ public struct Proxy: Sendable {
 
     /// Relays a streamed body that is not SSE, keeping a bounded copy to read usage from at the end.
     private func relayRaw<D: ProviderDialect>(_ dialect: D.Type, response: HTTPClientResponse,
-                                              context: UpstreamContext, logger: Logger) -> Response {
-        let headers = Self.downstreamHeaders(response.headers, requestID: context.call.requestID, streaming: true)
+                                              context: UpstreamContext, logger: CallLogger) -> Response {
+        var headers = Self.downstreamHeaders(response.headers, requestID: context.call.requestID, streaming: true)
+        if let from = context.routing?.downgradedFrom { headers[Self.downgradedFromHeader] = from }
         let body = response.body
         let limit = configuration.maxResponseBytes
         return Response(status: .init(code: Int(response.status.code)), headers: headers, body: ResponseBody { writer in
@@ -273,6 +312,8 @@ public struct Proxy: Sendable {
         var status: Int = 0
         var firstByteAt: ContinuousClock.Instant?
         var upstreamDoneAt: ContinuousClock.Instant?
+        /// Set when a budget downgraded the model.
+        var routing: ResponseData.Routing?
     }
 
     private func finishComplete<D: ProviderDialect>(_ dialect: D.Type, context: UpstreamContext, body: Data) {
@@ -282,8 +323,10 @@ public struct Proxy: Sendable {
         let endpoint = context.call.endpoint
         var usage = TokenUsage()
         var source = ResponseData.UsageSource.none
+        // One read of the body for both usage and the served model.
+        let summary = success ? D.responseSummary(endpoint: endpoint, responseBody: body) : nil
         if success && endpoint.isBilled {
-            if let reported = D.usage(endpoint: endpoint, responseBody: body) {
+            if let reported = summary?.usage {
                 usage = reported
                 source = .provider
             } else {
@@ -292,7 +335,7 @@ public struct Proxy: Sendable {
             }
         }
         emitResponse(context: context,
-                     servedModel: success ? D.servedModel(endpoint: endpoint, responseBody: body) : nil,
+                     servedModel: summary?.servedModel,
                      outcome: success ? .success : .providerError,
                      errorType: success ? nil : (D.errorType(status: context.status, responseBody: body)
                                                  ?? "http_\(context.status)"),
@@ -373,8 +416,10 @@ public struct Proxy: Sendable {
                 tags: context.attribution.tags, provider: call.endpoint.provider, endpoint: call.endpoint.eventName,
                 requestedModel: requested, servedModel: servedModel ?? requested, stream: context.facts.stream,
                 status: context.status, outcome: outcome, errorType: errorType, serviceTier: nil, timings: timings,
-                usage: usage, usageSource: usageSource, routing: nil)),
+                usage: usage, usageSource: usageSource, routing: context.routing)),
             prefix: configuration.topicPrefix)
+        budgets?.settle(call.requestID, provider: call.endpoint.provider, model: servedModel ?? requested,
+                        usage: usage, receivedAt: call.receivedAt)
     }
 
     // MARK: Refusals
@@ -382,7 +427,7 @@ public struct Proxy: Sendable {
     /// A Tollgate-originated error in the provider's shape, with its response event.
     func refuse<D: ProviderDialect>(_ dialect: D.Type, call: Call, kind: GatewayErrorKind, message: String,
                                     key: KeyTable.Entry?, model: String?, attribution: Attribution? = nil,
-                                    logger: Logger) -> Response {
+                                    logger: CallLogger) -> Response {
         let error = D.errorResponse(kind, message: message)
         logger.info("request refused", metadata: ["tollgate.status": "\(error.status)",
                                                   "tollgate.reason": "\(kind.rawValue)"])
@@ -410,6 +455,8 @@ public struct Proxy: Sendable {
                 errorType: kind.rawValue, serviceTier: nil, timings: timings, usage: TokenUsage(),
                 usageSource: .none, routing: nil)),
             prefix: configuration.topicPrefix)
+        // A reservation made before the failure is released (nothing was billed).
+        budgets?.settle(requestID, provider: provider, model: model ?? "", usage: .zero, receivedAt: receivedAt)
     }
 
     static func errorResponse(_ error: ErrorResponse, requestID: String) -> Response {
@@ -452,6 +499,7 @@ public struct Proxy: Sendable {
     static func presentedKey(_ request: Request, provider: Provider) -> String? {
         func bearer() -> String? {
             guard let value = request.headers[.authorization] else { return nil }
+            if let token = fastBearer(value) { return token }
             let parts = value.split(separator: " ", maxSplits: 1)
             guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
             return String(parts[1]).trimmingCharacters(in: .whitespaces)
@@ -464,6 +512,25 @@ public struct Proxy: Sendable {
         case .gemini:
             if let header = request.headers[HTTPField.Name("x-goog-api-key")!] { return header }
             return request.uri.queryParameters.get("key") ?? bearer()
+        }
+    }
+
+    /// `Bearer <token>` with exactly one space and a token of printable ASCII without spaces (what every
+    /// SDK sends): the token, without the general path's splitting and Unicode trimming. `nil` for
+    /// anything else, which then takes the general path.
+    static func fastBearer(_ value: String) -> String? {
+        var value = value
+        return value.withUTF8 { bytes -> String? in
+            let prefix: StaticString = "bearer "
+            guard bytes.count > prefix.utf8CodeUnitCount else { return nil }
+            for index in 0..<prefix.utf8CodeUnitCount {
+                let byte = bytes[index]
+                let lower = (0x41...0x5A).contains(byte) ? byte | 0x20 : byte
+                guard lower == prefix.utf8Start[index] else { return nil }
+            }
+            let token = UnsafeBufferPointer(rebasing: bytes[prefix.utf8CodeUnitCount...])
+            guard token.allSatisfy({ (0x21...0x7E).contains($0) }) else { return nil }
+            return String(decoding: token, as: UTF8.self)
         }
     }
 
@@ -517,6 +584,39 @@ public struct Proxy: Sendable {
     static func describe(_ error: any Error) -> String {
         if let client = error as? HTTPClientError { return "\(client)" }
         return String(describing: type(of: error)) + ": " + "\(error)".prefix(200)
+    }
+}
+
+/// The logger of one call: `tollgate.request_id` in its metadata.
+///
+/// The metadata is attached only when a line is actually logged: setting metadata on a logger makes
+/// `StreamLogHandler` re-render all of it, a cost that showed on every call although most calls log
+/// nothing at the default level.
+struct CallLogger: Sendable {
+    var base: Logger
+    var requestID: String
+
+    /// The logger with the call's metadata.
+    var logger: Logger {
+        var logger = base
+        logger[metadataKey: "tollgate.request_id"] = "\(requestID)"
+        return logger
+    }
+
+    /// For the HTTP client, which logs only at debug and trace: the call's logger when those levels are
+    /// on, otherwise none (the client then uses its own disabled logger).
+    var forHTTPClient: Logger? {
+        base.logLevel <= .debug ? logger : nil
+    }
+
+    func info(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata? = nil) {
+        guard base.logLevel <= .info else { return }
+        logger.info(message(), metadata: metadata())
+    }
+
+    func warning(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata? = nil) {
+        guard base.logLevel <= .warning else { return }
+        logger.warning(message(), metadata: metadata())
     }
 }
 

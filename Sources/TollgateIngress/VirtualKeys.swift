@@ -23,10 +23,17 @@ public enum VirtualKeys {
     /// The SHA-256 of a secret as 64 lowercase hex digits.
     public static func sha256Hex(_ secret: String) -> String {
         let digest = SHA256.hash(data: Data(secret.utf8))
-        return digest.map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        // Straight into one buffer: this runs on every proxied call.
+        let digits: StaticString = "0123456789abcdef"
+        return String(unsafeUninitializedCapacity: SHA256.byteCount * 2) { buffer in
+            var index = 0
+            for byte in digest {
+                buffer[index] = digits.utf8Start[Int(byte >> 4)]
+                buffer[index + 1] = digits.utf8Start[Int(byte & 0x0F)]
+                index += 2
+            }
+            return index
+        }
     }
 
     /// Compares two strings in time that depends only on their lengths, not on where they differ.

@@ -63,6 +63,10 @@ public enum AnthropicDialect: ProviderDialect {
     public static func usage(endpoint: Endpoint, responseBody: Data) -> TokenUsage? {
         guard let wire = ResponseDecoding.decode(ResponseWire.self, from: responseBody, keeping: ResponseWire.members)
         else { return nil }
+        return usage(endpoint: endpoint, wire: wire)
+    }
+
+    private static func usage(endpoint: Endpoint, wire: ResponseWire) -> TokenUsage? {
         if endpoint == .anthropicCountTokens {
             // `{"input_tokens": N}`: not billed, reported for the ingress to decide.
             return wire.inputTokens.map { TokenUsage(inputTokens: TokenCount.clamp($0)) }
@@ -73,6 +77,13 @@ public enum AnthropicDialect: ProviderDialect {
     public static func servedModel(endpoint: Endpoint, responseBody: Data) -> String? {
         guard endpoint == .anthropicMessages else { return nil }
         return ResponseDecoding.decode(ResponseWire.self, from: responseBody, keeping: ResponseWire.members)?.model
+    }
+
+    public static func responseSummary(endpoint: Endpoint, responseBody: Data) -> ResponseSummary {
+        guard let wire = ResponseDecoding.decode(ResponseWire.self, from: responseBody, keeping: ResponseWire.members)
+        else { return ResponseSummary(usage: nil, servedModel: nil) }
+        return ResponseSummary(usage: usage(endpoint: endpoint, wire: wire),
+                               servedModel: endpoint == .anthropicMessages ? wire.model : nil)
     }
 
     private struct ResponseWire: Decodable {

@@ -72,8 +72,9 @@ extension CodingUserInfoKey {
 /// Lenient decoding of response bodies and stream events: wire types read only the fields they need,
 /// and a body that does not decode yields `nil`.
 enum ResponseDecoding {
+    /// Decodes a response body, stream event or error body (``ScannedDecoder``: no tree, no copies).
     static func decode<Wire: Decodable>(_ type: Wire.Type, from data: Data) -> Wire? {
-        try? JSONDecoder().decode(Wire.self, from: data)
+        try? ScannedDecoder.decode(Wire.self, from: data)
     }
 
     /// Decodes only the named top-level members of a JSON object (a response's `model` and `usage`,

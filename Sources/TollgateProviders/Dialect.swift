@@ -185,6 +185,10 @@ public protocol ProviderDialect: Sendable {
     /// The served model from a complete response body.
     static func servedModel(endpoint: Endpoint, responseBody: Data) -> String?
 
+    /// ``usage(endpoint:responseBody:)`` and ``servedModel(endpoint:responseBody:)`` together, reading
+    /// the body once (the proxy needs both for every complete response).
+    static func responseSummary(endpoint: Endpoint, responseBody: Data) -> ResponseSummary
+
     /// A meter for a streamed response to a request with these facts.
     static func meter(endpoint: Endpoint, facts: RequestFacts) -> Meter
 
@@ -194,6 +198,26 @@ public protocol ProviderDialect: Sendable {
     /// The error type string (`rate_limit_error`, `RESOURCE_EXHAUSTED`, …) from an upstream error body,
     /// for the response event's `error_type`.
     static func errorType(status: Int, responseBody: Data) -> String?
+}
+
+/// What a complete response body says about its call.
+public struct ResponseSummary: Sendable, Hashable {
+    /// Usage reported by the provider (`nil`: none).
+    public var usage: TokenUsage?
+    /// The model that served the call (`nil`: not named).
+    public var servedModel: String?
+
+    public init(usage: TokenUsage?, servedModel: String?) {
+        self.usage = usage
+        self.servedModel = servedModel
+    }
+}
+
+extension ProviderDialect {
+    public static func responseSummary(endpoint: Endpoint, responseBody: Data) -> ResponseSummary {
+        ResponseSummary(usage: usage(endpoint: endpoint, responseBody: responseBody),
+                        servedModel: servedModel(endpoint: endpoint, responseBody: responseBody))
+    }
 }
 
 extension Endpoint {

@@ -101,6 +101,15 @@ public enum GeminiDialect: ProviderDialect {
         return responses(in: responseBody).last(where: { $0.modelVersion != nil })?.modelVersion
     }
 
+    public static func responseSummary(endpoint: Endpoint, responseBody: Data) -> ResponseSummary {
+        if endpoint == .geminiCountTokens {
+            return ResponseSummary(usage: usage(endpoint: endpoint, responseBody: responseBody), servedModel: nil)
+        }
+        let all = responses(in: responseBody)
+        return ResponseSummary(usage: all.last(where: { $0.usageMetadata != nil })?.usageMetadata?.tokenUsage,
+                               servedModel: all.last(where: { $0.modelVersion != nil })?.modelVersion)
+    }
+
     private static func responses(in body: Data) -> [ResponseWire] {
         if let one = ResponseDecoding.decode(ResponseWire.self, from: body) { return [one] }
         return ResponseDecoding.decode([ResponseWire].self, from: body) ?? []

@@ -422,7 +422,7 @@ extension JSONScanner {
         }
     }
 
-    private func validateDocument() throws(JSONSyntaxError) -> UInt8 {
+    func validateDocument() throws(JSONSyntaxError) -> UInt8 {
         let start = skipWhitespace(from: 0)
         guard start < bytes.count else { throw JSONSyntaxError(offset: start, reason: "empty document") }
         let end = skipWhitespace(from: try validateValue(at: start, depth: 0))

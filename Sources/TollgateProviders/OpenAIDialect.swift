@@ -153,6 +153,13 @@ public enum OpenAIDialect: ProviderDialect {
         return ResponseDecoding.decode(ResponseWire.self, from: responseBody, keeping: ResponseWire.members)?.model
     }
 
+    public static func responseSummary(endpoint: Endpoint, responseBody: Data) -> ResponseSummary {
+        guard endpoint != .openAIModels,
+              let wire = ResponseDecoding.decode(ResponseWire.self, from: responseBody, keeping: ResponseWire.members)
+        else { return ResponseSummary(usage: nil, servedModel: nil) }
+        return ResponseSummary(usage: wire.usage?.tokenUsage, servedModel: wire.model)
+    }
+
     /// A complete response (`chat.completion`, `text_completion`, embeddings `list`, `response`).
     private struct ResponseWire: Decodable {
         /// The only members read: the rest (choices, output, data) is skipped unparsed.
@@ -373,7 +380,7 @@ public enum OpenAIDialect: ProviderDialect {
     /// | invalidRequest | 400 | invalid_request_error | null |
     /// | requestTooLarge | 413 | invalid_request_error | request_too_large |
     /// | notFound | 404 | invalid_request_error | unknown_url |
-    /// | quotaExceeded | 429 | insufficient_quota | insufficient_quota |
+    /// | quotaExceeded | 429 | insufficient_quota | budget_exceeded |
     /// | upstreamUnavailable | 502 | server_error | null |
     /// | upstreamTimeout | 504 | server_error | timeout |
     /// | internalError | 500 | server_error | null |
@@ -385,7 +392,7 @@ public enum OpenAIDialect: ProviderDialect {
         case .invalidRequest: (type, code) = ("invalid_request_error", nil)
         case .requestTooLarge: (type, code) = ("invalid_request_error", "request_too_large")
         case .notFound: (type, code) = ("invalid_request_error", "unknown_url")
-        case .quotaExceeded: (type, code) = ("insufficient_quota", "insufficient_quota")
+        case .quotaExceeded: (type, code) = ("insufficient_quota", "budget_exceeded")
         case .upstreamUnavailable: (type, code) = ("server_error", nil)
         case .upstreamTimeout: (type, code) = ("server_error", "timeout")
         case .internalError: (type, code) = ("server_error", nil)

@@ -146,10 +146,10 @@ enum RequestDecoding {
         case .success(let first) where first != .openBrace: throw .notAnObject
         case .success: break
         }
-        let decoder = JSONDecoder()
-        decoder.userInfo[.tollgateEndpoint] = endpoint
         do {
-            return try decoder.decode(Wire.self, from: body)
+            // Validated above: the scanned decoder reads just the members the wire type asks for.
+            return try ScannedDecoder.decode(Wire.self, from: body, userInfo: [.tollgateEndpoint: endpoint],
+                                             validated: true)
         } catch let error as FieldTypeMismatch {
             throw .wrongType(field: error.field, expected: error.expected.rawValue)
         } catch let error as FieldMissing {

@@ -15,6 +15,10 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var storage: StorageOptions
     @OptionGroup var logging: LoggingOptions
     @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var pricing: PricingOptions
+
+    @Option(help: "Ingress replicas sharing the budgets: each may spend only 1/N of what a budget has left (env TOLLGATE_INGRESS_REPLICAS).")
+    var replicas: Int?
 
     @Option(help: "With --brokers: most events the local spool keeps while Kafka is unreachable.")
     var spoolMaxMessages: Int64 = 1_000_000
@@ -37,6 +41,7 @@ struct Serve: AsyncParsableCommand {
     func validate() throws {
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         guard shutdownTimeout > 0 else { throw ValidationError("--shutdown-timeout must be positive") }
+        if let replicas, !(1...1_000).contains(replicas) { throw ValidationError("--replicas must be 1…1000") }
         guard spoolMaxMessages > 0, spoolMaxBytes > 0 else {
             throw ValidationError("--spool-max-messages and --spool-max-bytes must be positive")
         }
@@ -59,6 +64,8 @@ struct Serve: AsyncParsableCommand {
         options.ingress.connectTimeout = .seconds(upstreamConnectTimeout)
         options.ingress.readTimeout = .seconds(upstreamReadTimeout)
         options.brokers = kafka.resolvedBrokers
+        if let pricingFile = pricing.pricing { options.pricingFile = pricingFile }
+        if let replicas { options.ingressReplicas = replicas }
         options.kafka = try kafka.configuration()
         options.spoolMaxMessages = spoolMaxMessages
         options.spoolMaxBytes = spoolMaxBytes

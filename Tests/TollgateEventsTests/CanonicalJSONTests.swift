@@ -62,4 +62,23 @@ struct CanonicalJSONTests {
                               reservedCostNanoUSD: Money(nanoUSD: 1_500), receivedAt: Date(timeIntervalSince1970: 0.5)))
         #expect(EventCoding.encodeCanonical(request) == (try EventCoding.encode(request)))
     }
+
+    @Test("times and integers written in place match EventTime.format and String(_:)")
+    func timesAndIntegers() throws {
+        var instants: [Double] = [0, -0.0005, 0.0005, -1, 0.9995, 1_795_000_000.125, 1_795_000_000.9999, 951_782_400,
+                                  -62_135_596_800, -62_135_596_800.001, 253_402_300_799.999, 253_402_300_800, -1e12, 1e12]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 { instants.append(Double.random(in: -70_000_000_000...260_000_000_000, using: &generator)) }
+        for seconds in instants {
+            let date = Date(timeIntervalSince1970: seconds)
+            var writer = CanonicalJSONWriter()
+            writer.date(date)
+            #expect(String(decoding: writer.bytes, as: UTF8.self) == "\"" + EventTime.format(date) + "\"", "\(seconds)")
+        }
+        for value in [Int64.min, Int64.min + 1, -1_000, -1, 0, 7, 10, 1_234_567_890, Int64.max] {
+            var writer = CanonicalJSONWriter()
+            writer.integer(value)
+            #expect(String(decoding: writer.bytes, as: UTF8.self) == String(value))
+        }
+    }
 }

@@ -108,7 +108,8 @@ enum Repo {
     static var eventSchemaFiles: [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: schemas.path)) ?? []
         return names.filter {
-            $0.hasSuffix(".schema.json") && $0 != "common.schema.json" && $0 != "topics.schema.json"
+            // Shared definitions, the topic catalog and the price catalog are not event types.
+            $0.hasSuffix(".schema.json") && !["common.schema.json", "topics.schema.json", "catalog.schema.json"].contains($0)
         }.sorted()
     }
 

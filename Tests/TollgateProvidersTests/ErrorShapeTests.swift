@@ -24,7 +24,7 @@ struct ErrorShapeTests {
         case .invalidRequest: ("invalid_request_error", nil)
         case .requestTooLarge: ("invalid_request_error", "request_too_large")
         case .notFound: ("invalid_request_error", "unknown_url")
-        case .quotaExceeded: ("insufficient_quota", "insufficient_quota")
+        case .quotaExceeded: ("insufficient_quota", "budget_exceeded")
         case .upstreamUnavailable, .internalError: ("server_error", nil)
         case .upstreamTimeout: ("server_error", "timeout")
         }

@@ -632,3 +632,83 @@ def test_costs_unknown_model_is_loud(tollgate):
     rows = json.loads(listed)
     assert any(row["model"] == "gpt-unknown-2099" and row["reason"] == "model_not_in_catalog" for row in rows)
     assert any("model without a price" in line and "gpt-unknown-2099" in line for line in tollgate.log)
+
+
+# --------------------------------------------------------------------------------------------------
+# Budgets: a downgrade and a block, seen through the official SDK.
+
+
+def set_budget(t: Tollgate, budget_id: str, *args: str) -> None:
+    subprocess.run([str(tollgate_binary()), "budgets", "set", budget_id, "--data-dir", str(t.data_dir), *args],
+                   capture_output=True, text=True, timeout=60, check=True)
+
+
+def call_until(predicate, timeout: float = 15.0):
+    """Calls `predicate()` until it returns a value (the ingress folds the budget from the control topic
+    within milliseconds; this bounds the wait without assuming how many)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result is not None:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("the budget did not take effect in time")
+        time.sleep(0.1)
+
+
+def test_budget_downgrade_with_the_openai_sdk(tollgate):
+    feature = "downgrade-" + uuid.uuid4().hex[:6]
+    # A tiny budget whose only level is a downgrade: any gpt-4o call would cross it.
+    set_budget(tollgate, feature, "--scope", f"tag:feature={feature}", "--limit-usd", "0.00001", "--period", "day",
+               "--levels", "50:downgrade", "--downgrade", "gpt-4o=gpt-4o-mini")
+
+    def downgraded():
+        call, headers = tag()
+        raw = oai(tollgate).chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=[{"role": "user", "content": QUESTION}],
+            extra_headers={**headers, "x-tollgate-tags": f"call={call},feature={feature}"})
+        return (raw, call) if raw.headers.get("x-tollgate-downgraded-from") == "gpt-4o" else None
+
+    raw, call = call_until(downgraded)
+    completion = raw.parse()
+    assert completion.model.startswith("gpt-4o-mini"), completion.model
+    assert completion.choices[0].message.content.startswith("Echo:")
+    event = tollgate.response_event(call)
+    assert event["requested_model"] == "gpt-4o" and event["served_model"].startswith("gpt-4o-mini")
+    assert event["routing"] == {"policy": f"budget:{feature}", "reason": "downgrade", "downgraded_from": "gpt-4o"}
+    usage = usage_event(tollgate, call)
+    assert usage["priced"] and usage["response"]["served_model"].startswith("gpt-4o-mini")
+
+
+def test_budget_block_in_each_providers_quota_shape(tollgate):
+    feature = "block-" + uuid.uuid4().hex[:6]
+    set_budget(tollgate, feature, "--scope", f"tag:feature={feature}", "--limit-usd", "0.00001", "--period", "month",
+               "--time-zone", "Europe/Berlin", "--levels", "100:block")
+    tags = {"x-tollgate-tags": f"feature={feature}"}
+
+    def blocked():
+        try:
+            oai(tollgate).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                                                  extra_headers=tags)
+            return None
+        except openai.RateLimitError as error:
+            return error
+
+    error = call_until(blocked)
+    assert error.status_code == 429
+    assert error.body["type"] == "insufficient_quota" and error.body["code"] == "budget_exceeded"
+    assert feature in error.body["message"] and "resets at" in error.body["message"]
+    headers = error.response.headers
+    assert headers["x-tollgate-budget-id"] == feature
+    assert headers["x-tollgate-budget-scope"] == f"tag:feature={feature}"
+    assert headers["x-tollgate-budget-reset"].endswith("Z") and int(headers["retry-after"]) >= 1
+
+    with pytest.raises(anthropic.RateLimitError) as refused:
+        claude(tollgate).messages.create(model="claude-sonnet-4-6", max_tokens=16,
+                                         messages=[{"role": "user", "content": "hi"}], extra_headers=tags)
+    assert refused.value.status_code == 429 and "budget_exceeded" in str(refused.value)
+
+    client = gem(tollgate, headers=tags)
+    with pytest.raises(genai_errors.ClientError) as gemini_refused:
+        client.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert gemini_refused.value.code == 429 and gemini_refused.value.status == "RESOURCE_EXHAUSTED"
