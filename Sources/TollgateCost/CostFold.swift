@@ -41,7 +41,7 @@ public struct CostFold: EventFold {
     }
 
     public func decode(_ message: ConsumedMessage) throws -> CloudEvent<ResponseData> {
-        try EventCoding.decode(ResponseData.self, from: message.value ?? Data())
+        try EventCoding.decodeResponse(from: message.value ?? Data())
     }
 
     public func fold(_ state: inout State, _ input: CloudEvent<ResponseData>,
