@@ -96,6 +96,9 @@ public struct AllInOne: Sendable {
                               onControlReady: { readiness.markReady("control") },
                               onBudgetsReady: { readiness.markReady("budgets") })
 
+        if let budgets = ingress.budgets {
+            readiness.addDetail("budgets") { budgets.enforcementStatus() }
+        }
         let router = Router()
         HealthRoutes.add(to: router, readiness: readiness)
         Observability.addRoutes(to: router)

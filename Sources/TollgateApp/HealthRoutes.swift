@@ -16,7 +16,9 @@ public enum HealthRoutes {
             let status = readiness.status
             let ready = status.values.allSatisfy { $0 }
             let checks = status.mapValues { $0 ? "ok" : "waiting" }
-            let body: [String: any Sendable] = ["status": ready ? "ready" : "not_ready", "checks": checks]
+            var body: [String: any Sendable] = ["status": ready ? "ready" : "not_ready", "checks": checks]
+            let details = readiness.detailValues
+            if !details.isEmpty { body["details"] = details }
             return json(status: ready ? .ok : .serviceUnavailable, body)
         }
     }

@@ -19,6 +19,17 @@ public final class Readiness: Sendable {
         checks.withLock { $0[check] = false }
     }
 
+    private let details = Mutex<[String: @Sendable () -> String]>([:])
+
+    /// Adds an informational line to `/readyz` that does not change readiness (for example that budgets
+    /// are enforced from the local ledger because the budget service is behind).
+    public func addDetail(_ name: String, _ describe: @escaping @Sendable () -> String) {
+        details.withLock { $0[name] = describe }
+    }
+
+    /// The informational lines, evaluated now.
+    public var detailValues: [String: String] { details.withLock { $0 }.mapValues { $0() } }
+
     /// Every check with whether it passed.
     public var status: [String: Bool] { checks.withLock { $0 } }
 

@@ -220,4 +220,14 @@ public struct BudgetGuard: Sendable {
 
     /// Requests admitted and not settled yet.
     public var inFlight: Int { tickets.count }
+
+    /// When the oldest settled cost was settled that no decision has been made since (per budget).
+    /// Normally nil or seconds old; far older means the budget service is down or behind, and the
+    /// ingress is enforcing from its own ledger.
+    public var oldestUnabsorbedSettlement: Date? {
+        settled.compactMap { budgetID, entries -> Date? in
+            let decided = decisions[budgetID]?.decidedAt ?? .distantPast
+            return entries.filter { $0.at > decided }.map(\.at).min()
+        }.min()
+    }
 }

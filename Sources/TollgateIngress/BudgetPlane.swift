@@ -13,8 +13,9 @@ public import TollgatePricing
 /// this process's own), plus the pricing of worst-case and real costs.
 ///
 /// Metrics: `tollgate_budget_refusals_total{budget}`, `tollgate_budget_downgrades_total{budget}`,
-/// `tollgate_budget_decision_age_seconds` (age of the newest decision: it grows while the budget service
-/// is down, and enforcement goes on from the local ledger).
+/// `tollgate_budget_decision_age_seconds` (age of the newest decision), and
+/// `tollgate_budget_unabsorbed_cost_age_seconds` (age of the oldest settled cost no decision includes yet:
+/// it grows while the budget service is down or behind, and enforcement goes on from the local ledger).
 public final class BudgetPlane: Service, Sendable {
     public let log: any MessageLog
     public let topic: String
@@ -28,6 +29,7 @@ public final class BudgetPlane: Service, Sendable {
     private let onReady: @Sendable () -> Void
     private let metricsFactory: any MetricsFactory
     private let decisionAge: Gauge
+    private let unabsorbed: Gauge
     let decisionsApplied = ChangeNotifier()
 
     public init(log: any MessageLog, control: ControlPlane, topicPrefix: String, pricer: Pricer, replicas: Int = 1,
@@ -41,11 +43,22 @@ public final class BudgetPlane: Service, Sendable {
         self.onReady = onReady
         self.metricsFactory = metricsFactory
         decisionAge = Gauge(label: "tollgate_budget_decision_age_seconds", factory: metricsFactory)
+        unabsorbed = Gauge(label: "tollgate_budget_unabsorbed_cost_age_seconds", factory: metricsFactory)
         let box = GuardBox(BudgetGuard(replicas: replicas))
         self.box = box
         control.observe { events in
             box.state.withLock { guardian in for event in events { guardian.apply(event) } }
         }
+    }
+
+    /// A line for `/readyz`: whether decisions keep up with this ingress's settled costs.
+    public func enforcementStatus(now: Date = Date()) -> String {
+        let guardian = snapshot
+        guard let oldest = guardian.oldestUnabsorbedSettlement else { return "decisions up to date" }
+        let age = Int(now.timeIntervalSince(oldest))
+        if age <= 60 { return "decisions up to date" }
+        return "budget service behind or down: costs settled \(age) s ago are in no decision yet; "
+            + "enforcing from the last decisions plus this ingress's ledger"
     }
 
     /// Whether the decisions topic has been read up to where it was at start.
@@ -127,6 +140,7 @@ public final class BudgetPlane: Service, Sendable {
                     if let newest = newestDecision.withLock({ $0 }) {
                         decisionAge.record(Date().timeIntervalSince(newest))
                     }
+                    unabsorbed.record(snapshot.oldestUnabsorbedSettlement.map { Date().timeIntervalSince($0) } ?? 0)
                     let batch = try await consumer.poll(maxMessages: 1_000, timeout: .milliseconds(100))
                     if batch.isEmpty {
                         position = position.merging(target) { max($0, $1) }

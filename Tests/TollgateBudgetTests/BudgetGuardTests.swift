@@ -140,8 +140,11 @@ struct BudgetGuardTests {
         let budget = guardian.budgets["team"]!
         #expect(guardian.localSpend(budget, now: Self.now) == 50_000_000)
         // A decision made 1 s later may not include it yet; one made 6 s later does.
+        // Until a decision is made after it, the ledger says how old the oldest such cost is (readiness).
+        #expect(guardian.oldestUnabsorbedSettlement == Self.now)
         guardian.apply(Self.decision("team", spent: 50_000_000, at: Self.now.addingTimeInterval(1)))
         #expect(guardian.localSpend(budget, now: Self.now) == 50_000_000)
+        #expect(guardian.oldestUnabsorbedSettlement == nil)
         guardian.apply(Self.decision("team", spent: 50_000_000, at: Self.now.addingTimeInterval(6)))
         #expect(guardian.localSpend(budget, now: Self.now) == 0)
         // An older decision arriving late does not replace a newer one.

@@ -712,3 +712,38 @@ def test_budget_block_in_each_providers_quota_shape(tollgate):
     with pytest.raises(genai_errors.ClientError) as gemini_refused:
         client.models.generate_content(model="gemini-2.5-flash", contents="hi")
     assert gemini_refused.value.code == 429 and gemini_refused.value.status == "RESOURCE_EXHAUSTED"
+
+
+def test_budgets_through_the_admin_api(tollgate):
+    import urllib.error
+    import urllib.request
+
+    def admin(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        request = urllib.request.Request(
+            f"{tollgate.url}/admin{path}", method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"authorization": f"Bearer {ADMIN_KEY}", "content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    budget_id = "admin-" + uuid.uuid4().hex[:6]
+    status, created = admin("PUT", f"/budgets/{budget_id}", {
+        "scope": "project:answers", "limit_usd": "25.50", "period": "week", "time_zone": "America/New_York",
+        "levels": "80:alert,100:block", "downgrade": {"gpt-4o": "gpt-4o-mini"}})
+    assert status == 200, created
+    assert created["budget_id"] == budget_id and created["limit_nano_usd"] == 25_500_000_000
+    assert created["levels"] == ["80:alert", "100:block"] and created["time_zone"] == "America/New_York"
+    status, listed = admin("GET", "/budgets")
+    assert status == 200 and any(b["budget_id"] == budget_id for b in listed["budgets"])
+    # Bad input: a clear error, nothing stored.
+    status, error = admin("PUT", "/budgets/bad", {"scope": "planet:earth", "limit_usd": "1"})
+    assert status == 400 and "scope kind 'planet'" in error["error"]["message"]
+    status, error = admin("PUT", "/budgets/bad", {"scope": "team:x", "limit_usd": "1", "time_zone": "Mars/Base"})
+    assert status == 400 and "unknown time zone" in error["error"]["message"]
+    status, _ = admin("DELETE", f"/budgets/{budget_id}")
+    assert status == 200
+    status, error = admin("DELETE", "/budgets/never-existed")
+    assert status == 404
