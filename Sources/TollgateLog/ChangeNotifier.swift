@@ -2,8 +2,9 @@ import Synchronization
 
 /// A version counter that tasks can wait on: "wake me when something changed, or after a timeout".
 ///
-/// In the embedded log it wakes in-process consumers as soon as the log appended something. The writer signals after every commit; an idle consumer waits for a signal or its timeout, whichever
-/// comes first. Appends by other processes are not signalled: consumers re-read the partition heads every
+/// In the embedded log it wakes in-process consumers as soon as the log appended to one of their topics
+/// (one notifier per topic: a write to `usage` does not wake the readers of `control`). The writer signals
+/// after every commit; an idle consumer waits for a signal or its timeout, whichever comes first. Appends by other processes are not signalled: consumers re-read the partition heads every
 /// few milliseconds to see those (see ``EmbeddedLog/Configuration/crossProcessPollInterval``).
 public final class ChangeNotifier: Sendable {
     private struct State {
@@ -33,6 +34,23 @@ public final class ChangeNotifier: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { try? await Task.sleep(for: timeout) }
             group.addTask { await self.waitForChange(since: version) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Returns when any of the notifiers moved past its version, after `timeout`, or when the task is
+    /// cancelled.
+    public static func waitAny(_ notifiers: [(ChangeNotifier, UInt64)], timeout: Duration) async {
+        if notifiers.count == 1 {
+            await notifiers[0].0.wait(since: notifiers[0].1, timeout: timeout)
+            return
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: timeout) }
+            for (notifier, version) in notifiers {
+                group.addTask { await notifier.waitForChange(since: version) }
+            }
             await group.next()
             group.cancelAll()
         }

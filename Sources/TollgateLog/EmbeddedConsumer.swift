@@ -221,14 +221,19 @@ final class EmbeddedConsumer: LogConsumer {
         }
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
+        // Woken by commits to the subscribed topics in this process; other processes' appends are seen
+        // by re-reading the partition heads, every crossProcessPollInterval at first, backing off to 8×
+        // that while nothing arrives (reset by the next poll call).
+        let notifiers = state.withLock { $0.topics }.map { log.notifier(forTopic: $0) }
+        var idleWait = log.configuration.crossProcessPollInterval
         while true {
-            let version = log.notifier.version
+            let versions = notifiers.map { ($0, $0.version) }
             let batch = try await fetchOnce(maxMessages: max(1, maxMessages))
             if !batch.isEmpty { return batch }
             let now = clock.now
             if now >= deadline || Task.isCancelled { return [] }
-            let wait = min(deadline - now, log.configuration.crossProcessPollInterval)
-            await log.notifier.wait(since: version, timeout: wait)
+            await ChangeNotifier.waitAny(versions, timeout: min(deadline - now, idleWait))
+            idleWait = min(idleWait * 2, log.configuration.crossProcessPollInterval * 8)
         }
     }
 

@@ -49,6 +49,12 @@ public final class EmbeddedLog: MessageLog {
     let configuration: Configuration
     let pool: DatabasePool
     let notifier = ChangeNotifier()
+    let topicNotifiers = TopicNotifiers()
+
+    /// The notifier signalled after every commit that appended to `topic`.
+    func notifier(forTopic topic: String) -> ChangeNotifier {
+        topicNotifiers.notifier(topic)
+    }
     let logger: Logger
     private let writer: Writer
 
@@ -84,7 +90,7 @@ public final class EmbeddedLog: MessageLog {
         self.configuration = configuration
         self.pool = pool
         self.logger = logger
-        self.writer = Writer(pool: pool, notifier: notifier, logger: logger,
+        self.writer = Writer(pool: pool, notifier: notifier, topicNotifiers: topicNotifiers, logger: logger,
                              maxMessagesPerTransaction: configuration.maxMessagesPerTransaction)
     }
 
@@ -279,5 +285,19 @@ enum HeaderCoding {
 
     private static func append(_ value: UInt32, to data: inout Data) {
         withUnsafeBytes(of: value.bigEndian) { data.append(contentsOf: $0) }
+    }
+}
+
+/// One ``ChangeNotifier`` per topic, made on first use.
+final class TopicNotifiers: Sendable {
+    private let notifiers = Mutex<[String: ChangeNotifier]>([:])
+
+    func notifier(_ topic: String) -> ChangeNotifier {
+        notifiers.withLock { notifiers in
+            if let existing = notifiers[topic] { return existing }
+            let created = ChangeNotifier()
+            notifiers[topic] = created
+            return created
+        }
     }
 }

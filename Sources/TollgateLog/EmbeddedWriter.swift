@@ -28,6 +28,7 @@ extension EmbeddedLog {
 
         private let pool: DatabasePool
         private let notifier: ChangeNotifier
+        private let topicNotifiers: TopicNotifiers
         private let logger: Logger
         private let maxMessagesPerTransaction: Int
         private let queue = Mutex(Queue())
@@ -36,9 +37,11 @@ extension EmbeddedLog {
         /// Round-robin counter for messages without key or partition.
         private let roundRobin = Atomic<Int>(0)
 
-        init(pool: DatabasePool, notifier: ChangeNotifier, logger: Logger, maxMessagesPerTransaction: Int) {
+        init(pool: DatabasePool, notifier: ChangeNotifier, topicNotifiers: TopicNotifiers, logger: Logger,
+             maxMessagesPerTransaction: Int) {
             self.pool = pool
             self.notifier = notifier
+            self.topicNotifiers = topicNotifiers
             self.logger = logger
             self.maxMessagesPerTransaction = max(1, maxMessagesPerTransaction)
         }
@@ -136,6 +139,9 @@ extension EmbeddedLog {
                 return
             }
             notifier.signal()
+            var topics = Set<String>()
+            for call in calls { for message in call.messages { topics.insert(message.topic) } }
+            for topic in topics { topicNotifiers.notifier(topic).signal() }
             for (call, result) in zip(calls, results) {
                 call.continuation.resume(with: result)
             }
