@@ -66,6 +66,8 @@ public struct BudgetGuard: Sendable {
     public var replicas: Int
     /// How long after a local settlement a decision is assumed to include it. Default 5 s.
     public var settleHorizon: TimeInterval
+    /// Cheaper models used when a budget's own downgrade map has no entry (the catalog's `downgrade_to`).
+    public var defaultDowngrades: [String: String] = [:]
 
     public private(set) var budgets: [String: BudgetSetData] = [:]
     public private(set) var decisions: [String: BudgetDecisionData] = [:]
@@ -162,7 +164,7 @@ public struct BudgetGuard: Sendable {
             }
             (model, downgradedBy, cost) = (cheaper.model, cheaper.budgetID, cheaperCost)
         } else if let downgrading = crossing(.downgrade, cost: cost, among: applicable, now: now) {
-            if let target = Self.downgrade(model, with: downgrading.downgrade) {
+            if let target = Self.downgrade(model, with: downgrading.downgrade) ?? defaultDowngrades[model] {
                 let targetCost = worstCase(target) ?? 0
                 if let blocking = crossing(.block, cost: targetCost, among: applicable, now: now) {
                     return .block(refusal(blocking, reason: "budget_exceeded", now: now))
@@ -185,7 +187,9 @@ public struct BudgetGuard: Sendable {
     private func cheaperModel(for model: String, among budgets: [BudgetSetData], now: Date,
                               cost: Int64) -> (model: String, budgetID: String)? {
         for budget in budgets where budget.threshold(of: .downgrade) != nil {
-            if let target = Self.downgrade(model, with: budget.downgrade) { return (target, budget.budgetID) }
+            if let target = Self.downgrade(model, with: budget.downgrade) ?? defaultDowngrades[model] {
+                return (target, budget.budgetID)
+            }
         }
         return nil
     }

@@ -63,10 +63,6 @@ public enum BudgetSpec {
             problems.append("level \(level.percent) % is outside 1…1000")
         }
         if Set(budget.levels.map(\.percent)).count != budget.levels.count { problems.append("two levels share a percent") }
-        if budget.levels.contains(where: { $0.action == .downgrade }) && budget.downgrade.isEmpty
-            && budget.onNoDowngrade == .pass {
-            problems.append("a downgrade level needs a downgrade map (or on_no_downgrade block)")
-        }
         return problems
     }
 }

@@ -44,7 +44,9 @@ public final class BudgetPlane: Service, Sendable {
         self.metricsFactory = metricsFactory
         decisionAge = Gauge(label: "tollgate_budget_decision_age_seconds", factory: metricsFactory)
         unabsorbed = Gauge(label: "tollgate_budget_unabsorbed_cost_age_seconds", factory: metricsFactory)
-        let box = GuardBox(BudgetGuard(replicas: replicas))
+        var guardian = BudgetGuard(replicas: replicas)
+        guardian.defaultDowngrades = pricer.catalog.downgradeDefaults
+        let box = GuardBox(guardian)
         self.box = box
         control.observe { events in
             box.state.withLock { guardian in for event in events { guardian.apply(event) } }

@@ -21,6 +21,8 @@ public struct Catalog: Sendable, Hashable, Codable {
         /// Other names of the same model.
         public var aliases: [String]
         public var kind: Kind
+        /// The default cheaper model for budget downgrades (an id or alias of the same provider).
+        public var downgradeTo: String?
         /// Price entries, ordered by `effectiveFrom` once the catalog is validated.
         public var prices: [PriceEntry]
 
@@ -30,16 +32,19 @@ public struct Catalog: Sendable, Hashable, Codable {
             case embedding
         }
 
-        public init(provider: Provider, id: String, aliases: [String] = [], kind: Kind, prices: [PriceEntry]) {
+        public init(provider: Provider, id: String, aliases: [String] = [], kind: Kind, downgradeTo: String? = nil,
+                    prices: [PriceEntry]) {
             self.provider = provider
             self.id = id
             self.aliases = aliases
             self.kind = kind
+            self.downgradeTo = downgradeTo
             self.prices = prices
         }
 
         enum CodingKeys: String, CodingKey {
             case provider, id, aliases, kind, prices
+            case downgradeTo = "downgrade_to"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -48,6 +53,7 @@ public struct Catalog: Sendable, Hashable, Codable {
             id = try container.decode(String.self, forKey: .id)
             aliases = try container.decodeIfPresent([String].self, forKey: .aliases) ?? []
             kind = try container.decode(Kind.self, forKey: .kind)
+            downgradeTo = try container.decodeIfPresent(String.self, forKey: .downgradeTo)
             prices = try container.decode([PriceEntry].self, forKey: .prices)
         }
 
@@ -220,4 +226,16 @@ struct DynamicKey: CodingKey {
     var intValue: Int? { nil }
     init(stringValue: String) { self.stringValue = stringValue }
     init?(intValue: Int) { nil }
+}
+
+extension Catalog {
+    /// The catalog's default downgrades, by every name of a model (id and aliases) → its cheaper model.
+    public var downgradeDefaults: [String: String] {
+        var defaults: [String: String] = [:]
+        for model in models {
+            guard let target = model.downgradeTo else { continue }
+            for name in [model.id] + model.aliases { defaults[name] = target }
+        }
+        return defaults
+    }
 }

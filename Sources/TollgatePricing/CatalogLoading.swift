@@ -94,6 +94,14 @@ extension Catalog {
                 }
             }
         }
+        for model in models {
+            guard let target = model.downgradeTo else { continue }
+            if owners[Pricer.key(model.provider, target)] == nil {
+                problems.append("\(model.provider.rawValue) \(model.id): downgrade_to '\(target)' is not a model of the catalog")
+            } else if owners[Pricer.key(model.provider, target)] == model.id {
+                problems.append("\(model.provider.rawValue) \(model.id): downgrade_to names the model itself")
+            }
+        }
         for (provider, basisPoints) in discountBasisPoints where !(0...10_000).contains(basisPoints) {
             problems.append("discount for \(provider.rawValue) is not between 0 and 100 %")
         }

@@ -27,8 +27,8 @@ struct BudgetsCommand: AsyncParsableCommand {
         @Option(help: "IANA time zone of the period boundaries.") var timeZone: String = "UTC"
         @Option(help: "Levels as percent:action, comma-separated; action alert, downgrade or block.")
         var levels: String = "50:alert,80:alert,90:downgrade,100:block"
-        @Option(help: "Downgrade map model=cheaper-model, comma-separated (prefix patterns with *).")
-        var downgrade: String = "gpt-4o=gpt-4o-mini,o3=o4-mini,claude-opus-*=claude-sonnet-*,gemini-2.5-pro=gemini-2.5-flash"
+        @Option(help: "Downgrade map model=cheaper-model, comma-separated (prefix patterns with *); models it does not name use the catalog's default (`tollgate prices MODEL --json`: downgrade_to).")
+        var downgrade: String = ""
         @Option(help: "At a downgrade level, for a model without a cheaper one: block or pass.")
         var onNoDowngrade: OnNoDowngrade = .pass
         @OptionGroup var storage: StorageOptions

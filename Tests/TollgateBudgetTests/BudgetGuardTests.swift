@@ -114,6 +114,18 @@ struct BudgetGuardTests {
         else { Issue.record("refused though the budget passes"); return }
     }
 
+    @Test("a model the budget's map does not name goes to the catalog's default cheaper model")
+    func catalogDefaults() {
+        var guardian = BudgetGuard()
+        guardian.defaultDowngrades = ["gemini-2.5-pro": "gemini-2.5-flash"]
+        guardian.apply(Self.budget("team", scope: .team("search"), downgrade: [:]))
+        guardian.apply(Self.decision("team", spent: 950_000_000))
+        guard case .downgrade(_, let to, _, _) = guardian.admit(Self.request("g", model: "gemini-2.5-pro"), now: Self.now,
+                                                                 worstCase: { _ in 1_000 })
+        else { Issue.record("not downgraded by the catalog default"); return }
+        #expect(to == "gemini-2.5-flash")
+    }
+
     @Test("several budgets on one request: the strictest wins")
     func strictest() {
         var guardian = BudgetGuard()

@@ -98,6 +98,10 @@ struct CostCaseTests {
                 #expect(entry.source.hasPrefix("https://"), "\(model.id)")
             }
         }
+        // Default downgrades point at cheaper models (validation checked they exist).
+        let defaults = catalog.downgradeDefaults
+        #expect(defaults["gpt-4o"] == "gpt-4o-mini" && defaults["claude-opus-4-5"] == "claude-sonnet-4-5")
+        #expect(defaults["gemini-2.5-pro"] == "gemini-2.5-flash")
         for provider in Provider.allCases {
             #expect(catalog.models.contains { $0.provider == provider && $0.kind == .embedding }
                     || provider == .anthropic, "\(provider) embeddings")

@@ -181,6 +181,9 @@ struct PricerTests {
                 .init(effectiveFrom: "2025-13-01", source: "s", perMillion: Self.prices([.output: "1"])),
             ]),
             Catalog.Model(provider: .openai, id: "b", kind: .embedding, prices: []),
+            Catalog.Model(provider: .anthropic, id: "c", kind: .chat, downgradeTo: "nowhere", prices: [
+                .init(effectiveFrom: "2025-01-01", source: "s", perMillion: Self.prices([.input: "1", .output: "1"])),
+            ]),
         ])
         #expect(throws: CatalogError.self) { try Pricer(catalog: broken) }
         do {
@@ -191,6 +194,7 @@ struct PricerTests {
             #expect(problems.contains { $0.contains("not a YYYY-MM-DD date") })
             #expect(problems.contains { $0.contains("no input price") })
             #expect(problems.contains { $0.contains("openai b has no prices") })
+            #expect(problems.contains { $0.contains("downgrade_to 'nowhere' is not a model") })
         } catch {
             Issue.record("unexpected \(error)")
         }
