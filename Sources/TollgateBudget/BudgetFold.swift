@@ -91,11 +91,10 @@ public struct BudgetFold: EventFold {
             return []
         case .control(.budgetSet(let event)):
             let budget = event.data
-            if let previous = state.budgets[budget.budgetID], let ledger = state.ledgers[budget.budgetID],
+            if let previous = state.budgets[budget.budgetID],
                previous.periodKind != budget.periodKind || previous.timeZone != budget.timeZone {
                 // Another period shape: the spend so far belongs to periods that no longer exist.
                 state.ledgers[budget.budgetID] = nil
-                _ = ledger
             }
             state.budgets[budget.budgetID] = budget
             state.deleted.remove(budget.budgetID)
