@@ -91,6 +91,7 @@ let package = Package(
                 "TollgateEvents",
                 "TollgateLog",
                 "TollgatePricing",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -40,6 +40,9 @@ public struct AllInOne: Sendable {
         /// Ingress replicas sharing the budgets: each may spend only its share of what a budget has left.
         /// Default: `TOLLGATE_INGRESS_REPLICAS`, else 1.
         public var ingressReplicas: Int = Int(ProcessInfo.processInfo.environment["TOLLGATE_INGRESS_REPLICAS"] ?? "") ?? 1
+        /// A budgets file (YAML or JSON) applied at start: new or changed budgets become control events.
+        /// Default: `TOLLGATE_BUDGETS_FILE`.
+        public var budgetsFile: String? = ProcessInfo.processInfo.environment["TOLLGATE_BUDGETS_FILE"]
         /// A pricing file applied over the built-in catalog (YAML or JSON). Default: `TOLLGATE_PRICING_FILE`.
         public var pricingFile: String? = ProcessInfo.processInfo.environment["TOLLGATE_PRICING_FILE"]
         /// Bounds of the spool that holds events while Kafka is unreachable. Used only with ``brokers``.
@@ -88,6 +91,10 @@ public struct AllInOne: Sendable {
         let backend = try await LogBackend.open(options.logSettings, logger: logger)
         defer { backend.close() }
         readiness.markReady("log")
+        if let budgetsFile = options.budgetsFile, !budgetsFile.isEmpty {
+            try await BudgetsSetup.apply(file: budgetsFile, log: backend.log, topicPrefix: options.topicPrefix,
+                                         logger: logger)
+        }
 
         var ingressConfiguration = options.ingress
         ingressConfiguration.topicPrefix = options.topicPrefix

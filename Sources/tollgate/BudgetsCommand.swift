@@ -10,7 +10,49 @@ struct BudgetsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "budgets",
         abstract: "Set, list and delete budgets (control events on the log; the budget service and ingress act on them).",
-        subcommands: [Set.self, List.self, Delete.self])
+        subcommands: [Set.self, List.self, Delete.self, Apply.self])
+
+    struct Apply: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Apply a budgets file (YAML or JSON): write the budgets that are new or changed.",
+            discussion: """
+                budgets:
+                  - id: search-monthly
+                    scope: team:search
+                    limit_usd: "500"
+                    period: month
+                    time_zone: Europe/Berlin
+                    levels: 50:alert,80:alert,90:downgrade,100:block
+                    downgrade: {gpt-4o: gpt-4o-mini}
+                """)
+        @Argument(help: "The budgets file.") var file: String
+        @OptionGroup var storage: StorageOptions
+        @OptionGroup var kafka: KafkaOptions
+        @OptionGroup var logging: LoggingOptions
+        @Flag(help: "Print JSON instead of a table.") var json = false
+
+        func run() async throws {
+            let logger = logging.bootstrap(default: .warning)
+            let opened = try OpenedLog(storage: storage, kafka: kafka, logger: logger)
+            defer { opened.close() }
+            // A fresh data directory has no topics yet (idempotent otherwise).
+            try await opened.log.provision(TopicCatalog.specs(prefix: storage.topicPrefix))
+            let written: [String]
+            do {
+                written = try await BudgetsSetup.apply(file: file, log: opened.log, topicPrefix: storage.topicPrefix,
+                                                       logger: logger,
+                                                       source: "tollgate/cli/\(ProcessInfo.processInfo.hostName)")
+            } catch let error as BudgetSpecError {
+                throw CommandFailure(error.description)
+            }
+            if json {
+                try Output.json(["written": written])
+            } else {
+                Output.line(written.isEmpty ? "every budget of \(file) is already in force"
+                                            : "written: \(written.joined(separator: ", "))")
+            }
+        }
+    }
 
     struct Set: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -53,6 +95,8 @@ struct BudgetsCommand: AsyncParsableCommand {
             guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
             let opened = try OpenedLog(storage: storage, kafka: kafka, logger: logger)
             defer { opened.close() }
+            // A fresh data directory has no topics yet (idempotent otherwise).
+            try await opened.log.provision(TopicCatalog.specs(prefix: storage.topicPrefix))
             let writer = ControlWriter(log: opened.log, topicPrefix: storage.topicPrefix,
                                        source: "tollgate/cli/\(ProcessInfo.processInfo.hostName)")
             try await writer.write(data)
@@ -72,6 +116,8 @@ struct BudgetsCommand: AsyncParsableCommand {
             let logger = logging.bootstrap(default: .warning)
             let opened = try OpenedLog(storage: storage, kafka: kafka, logger: logger)
             defer { opened.close() }
+            // A fresh data directory has no topics yet (idempotent otherwise).
+            try await opened.log.provision(TopicCatalog.specs(prefix: storage.topicPrefix))
             let state = try await BudgetService.restore(log: opened.log, topicPrefix: storage.topicPrefix)
             let rows = state.budgets.values.sorted { $0.budgetID < $1.budgetID }.map { Row($0, decision: state.decisions[$0.budgetID]) }
             if json { try Output.json(rows) } else { Output.line(BudgetsCommand.table(rows)) }
@@ -89,6 +135,8 @@ struct BudgetsCommand: AsyncParsableCommand {
             let logger = logging.bootstrap(default: .warning)
             let opened = try OpenedLog(storage: storage, kafka: kafka, logger: logger)
             defer { opened.close() }
+            // A fresh data directory has no topics yet (idempotent otherwise).
+            try await opened.log.provision(TopicCatalog.specs(prefix: storage.topicPrefix))
             let state = try await BudgetService.restore(log: opened.log, topicPrefix: storage.topicPrefix)
             guard state.budgets[id] != nil else { throw CommandFailure("no budget with id '\(id)'") }
             let writer = ControlWriter(log: opened.log, topicPrefix: storage.topicPrefix,

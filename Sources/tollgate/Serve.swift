@@ -17,6 +17,9 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var pricing: PricingOptions
 
+    @Option(help: "A budgets file (YAML or JSON) applied at start (env TOLLGATE_BUDGETS_FILE); see `tollgate budgets apply`.")
+    var budgets: String?
+
     @Option(help: "Ingress replicas sharing the budgets: each may spend only 1/N of what a budget has left (env TOLLGATE_INGRESS_REPLICAS).")
     var replicas: Int?
 
@@ -66,6 +69,7 @@ struct Serve: AsyncParsableCommand {
         options.brokers = kafka.resolvedBrokers
         if let pricingFile = pricing.pricing { options.pricingFile = pricingFile }
         if let replicas { options.ingressReplicas = replicas }
+        if let budgets { options.budgetsFile = budgets }
         options.kafka = try kafka.configuration()
         options.spoolMaxMessages = spoolMaxMessages
         options.spoolMaxBytes = spoolMaxBytes

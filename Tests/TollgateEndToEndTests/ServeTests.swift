@@ -42,6 +42,37 @@ struct ServeTests {
         #expect(serve.stderr.contains { $0.contains("tollgate stopped") })
     }
 
+    @Test("serve --budgets applies a budgets file at start, and only what changed on the next start")
+    func budgetsFile() async throws {
+        let data = try TemporaryDirectory()
+        let file = data.path + "/budgets.yaml"
+        try """
+            budgets:
+              - id: search-monthly
+                scope: team:search
+                limit_usd: "500"
+                levels: 80:alert,100:block
+              - id: chat-daily
+                scope: tag:feature=chat
+                limit_usd: "20"
+                period: day
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        for expectedWritten in [2, 0] {
+            let serve = try ChildProcess(["serve", "--port", "0", "--data-dir", data.path, "--budgets", file])
+            let applied = try await serve.waitForLine { $0.contains("budgets file applied") }
+            #expect(applied.contains("tollgate.written=\(expectedWritten)"), "\(applied)")
+            #expect(applied.contains("tollgate.budgets=2"))
+            _ = try await serve.waitForLine { $0.contains("tollgate is serving") }
+            serve.signal(SIGTERM)
+            #expect(try await serve.waitForExit(timeout: .seconds(15)) == 0)
+        }
+        // A bad file stops serve with a clear error instead of running without the budgets.
+        try "budgets:\n  - id: x\n    scope: nowhere\n    limit_usd: \"1\"\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let bad = try ChildProcess(["serve", "--port", "0", "--data-dir", data.path, "--budgets", file])
+        #expect(try await bad.waitForExit(timeout: .seconds(30)) != 0)
+        #expect(bad.stderr.contains { $0.contains("scope") && $0.contains("nowhere") })
+    }
+
     @Test("a port that is already taken is a clear error, not a hang")
     func portInUse() async throws {
         let data = try TemporaryDirectory()
