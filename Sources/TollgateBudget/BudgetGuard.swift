@@ -157,7 +157,7 @@ public struct BudgetGuard: Sendable {
         var cost = worstCase(model) ?? 0
         if let blocking = crossing(.block, cost: cost, among: applicable, now: now) {
             // A downgrade might still fit under the block level.
-            guard let cheaper = cheaperModel(for: model, among: applicable, now: now, cost: cost),
+            guard let cheaper = cheaperModel(for: model, among: applicable),
                   let cheaperCost = worstCase(cheaper.model),
                   crossing(.block, cost: cheaperCost, among: applicable, now: now) == nil else {
                 return .block(refusal(blocking, reason: "budget_exceeded", now: now))
@@ -184,8 +184,7 @@ public struct BudgetGuard: Sendable {
     }
 
     /// A cheaper model some budget at its downgrade level maps `model` to.
-    private func cheaperModel(for model: String, among budgets: [BudgetSetData], now: Date,
-                              cost: Int64) -> (model: String, budgetID: String)? {
+    private func cheaperModel(for model: String, among budgets: [BudgetSetData]) -> (model: String, budgetID: String)? {
         for budget in budgets where budget.threshold(of: .downgrade) != nil {
             if let target = Self.downgrade(model, with: budget.downgrade) ?? defaultDowngrades[model] {
                 return (target, budget.budgetID)

@@ -124,58 +124,36 @@ public final class BudgetPlane: Service, Sendable {
     }
 
     public func run() async throws {
-        let consumer = try await log.makeConsumer(ConsumerConfiguration(
-            group: "budget-reader-\(UUID().uuidString.lowercased())", autoOffsetReset: .earliest))
-        try await consumer.subscribe([topic])
-        try await consumer.seek(.beginning, partitions: nil)
-        let target = try await log.watermarks(topic: topic).mapValues(\.high)
-        var position: [Int: Int64] = [:]
-        let stopping = Atomic<Bool>(false)
-        do {
-            try await withGracefulShutdownHandler {
-                while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
-                    if !isReady && target.allSatisfy({ $0.value == 0 || (position[$0.key] ?? 0) >= $0.value }) {
-                        ready.store(true, ordering: .releasing)
-                        logger.info("budget decisions loaded", metadata: ["tollgate.budgets": "\(snapshot.decisions.count)"])
-                        onReady()
-                    }
-                    if let newest = newestDecision.withLock({ $0 }) {
-                        decisionAge.record(Date().timeIntervalSince(newest))
-                    }
-                    unabsorbed.record(snapshot.oldestUnabsorbedSettlement.map { Date().timeIntervalSince($0) } ?? 0)
-                    let batch = try await consumer.poll(maxMessages: 1_000, timeout: .milliseconds(100))
-                    if batch.isEmpty {
-                        position = position.merging(target) { max($0, $1) }
-                        continue
-                    }
-                    var decisions: [BudgetDecisionData] = []
-                    for message in batch {
-                        position[message.partition] = message.offset + 1
-                        guard let value = message.value else {
-                            if let key = message.key {
-                                let budgetID = String(decoding: key, as: UTF8.self)
-                                box.state.withLock { $0.removeDecision(budgetID) }
-                            }
-                            continue
-                        }
-                        do {
-                            decisions.append(try EventCoding.decode(BudgetDecisionData.self, from: value).data)
-                        } catch {
-                            logger.error("budget decision ignored: it does not decode", metadata: [
-                                "kafka.offset": "\(message.offset)", "tollgate.error": "\(error)",
-                            ])
-                        }
-                    }
-                    apply(decisions)
-                }
-            } onGracefulShutdown: {
-                stopping.store(true, ordering: .relaxed)
+        try await TopicFollower(log: log, topic: topic, groupPrefix: "budget-reader").run(onCaughtUp: {
+            ready.store(true, ordering: .releasing)
+            logger.info("budget decisions loaded", metadata: ["tollgate.budgets": "\(snapshot.decisions.count)"])
+            onReady()
+        }, onPoll: {
+            if let newest = newestDecision.withLock({ $0 }) {
+                decisionAge.record(Date().timeIntervalSince(newest))
             }
-        } catch {
-            try? await consumer.close()
-            throw error
+            unabsorbed.record(snapshot.oldestUnabsorbedSettlement.map { Date().timeIntervalSince($0) } ?? 0)
+        }) { batch in
+            var decisions: [BudgetDecisionData] = []
+            for message in batch {
+                guard let value = message.value else {
+                    // A tombstone: the budget was deleted.
+                    if let key = message.key {
+                        let budgetID = String(decoding: key, as: UTF8.self)
+                        box.state.withLock { $0.removeDecision(budgetID) }
+                    }
+                    continue
+                }
+                do {
+                    decisions.append(try EventCoding.decode(BudgetDecisionData.self, from: value).data)
+                } catch {
+                    logger.error("budget decision ignored: it does not decode", metadata: [
+                        "kafka.offset": "\(message.offset)", "tollgate.error": "\(error)",
+                    ])
+                }
+            }
+            apply(decisions)
         }
-        try await consumer.close()
     }
 }
 

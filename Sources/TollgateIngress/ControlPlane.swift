@@ -62,55 +62,26 @@ public final class ControlPlane: Service, Sendable {
     }
 
     public func run() async throws {
-        let consumer = try await log.makeConsumer(ConsumerConfiguration(
-            group: "control-reader-\(UUID().uuidString.lowercased())", autoOffsetReset: .earliest))
-        try await consumer.subscribe([topic])
-        try await consumer.seek(.beginning, partitions: nil)
-        let target = try await log.watermarks(topic: topic).mapValues(\.high)
-        var position: [Int: Int64] = [:]
-        func caughtUp() -> Bool {
-            target.allSatisfy { partition, high in high == 0 || (position[partition] ?? 0) >= high }
-        }
-        let stopping = Atomic<Bool>(false)
-        do {
-            try await withGracefulShutdownHandler {
-                while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
-                    if !isReady && caughtUp() {
-                        ready.store(true, ordering: .releasing)
-                        logger.info("control topic loaded", metadata: ["tollgate.keys": "\(keys.entries.count)"])
-                        onReady()
-                        changed.signal()
-                    }
-                    let batch = try await consumer.poll(maxMessages: 1_000, timeout: .milliseconds(100))
-                    if batch.isEmpty {
-                        // Nothing more to read right now: caught up even if the newest offsets were
-                        // compacted away.
-                        position = position.merging(target) { max($0, $1) }
-                        continue
-                    }
-                    var events: [AnyControlEvent] = []
-                    for message in batch {
-                        position[message.partition] = message.offset + 1
-                        guard let value = message.value else { continue }  // a compaction tombstone
-                        do {
-                            events.append(try AnyControlEvent.decode(from: value))
-                        } catch {
-                            logger.error("control event ignored: it does not decode", metadata: [
-                                "kafka.topic": "\(message.topic)", "kafka.offset": "\(message.offset)",
-                                "tollgate.error": "\(error)",
-                            ])
-                        }
-                    }
-                    apply(events)
+        try await TopicFollower(log: log, topic: topic, groupPrefix: "control-reader").run(onCaughtUp: {
+            ready.store(true, ordering: .releasing)
+            logger.info("control topic loaded", metadata: ["tollgate.keys": "\(keys.entries.count)"])
+            onReady()
+            changed.signal()
+        }) { batch in
+            var events: [AnyControlEvent] = []
+            for message in batch {
+                guard let value = message.value else { continue }  // a compaction tombstone
+                do {
+                    events.append(try AnyControlEvent.decode(from: value))
+                } catch {
+                    logger.error("control event ignored: it does not decode", metadata: [
+                        "kafka.topic": "\(message.topic)", "kafka.offset": "\(message.offset)",
+                        "tollgate.error": "\(error)",
+                    ])
                 }
-            } onGracefulShutdown: {
-                stopping.store(true, ordering: .relaxed)
             }
-        } catch {
-            try? await consumer.close()
-            throw error
+            apply(events)
         }
-        try await consumer.close()
     }
 }
 
@@ -140,25 +111,8 @@ public struct ControlWriter: Sendable {
 
     /// Every control event in the log, in order (compaction may have removed superseded ones).
     public func readAll() async throws -> [AnyControlEvent] {
-        let consumer = try await log.makeConsumer(ConsumerConfiguration(
-            group: "control-snapshot-\(UUID().uuidString.lowercased())", autoOffsetReset: .earliest))
-        try await consumer.subscribe([topic])
-        try await consumer.seek(.beginning, partitions: nil)
-        let target = try await log.watermarks(topic: topic)
-        var events: [AnyControlEvent] = []
-        var position: [Int: Int64] = [:]
-        let clock = ContinuousClock()
-        let end = clock.now.advanced(by: .seconds(30))
-        while clock.now < end,
-              !target.allSatisfy({ partition, marks in (position[partition] ?? marks.low) >= marks.high }) {
-            for message in try await consumer.poll(maxMessages: 1_000, timeout: .milliseconds(100)) {
-                position[message.partition] = message.offset + 1
-                if let value = message.value, let event = try? AnyControlEvent.decode(from: value) {
-                    events.append(event)
-                }
-            }
+        try await log.readToEnd(topic: topic).compactMap { message in
+            message.value.flatMap { try? AnyControlEvent.decode(from: $0) }
         }
-        try await consumer.close()
-        return events
     }
 }

@@ -33,10 +33,8 @@ struct BudgetsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let logger = logging.bootstrap(default: .warning)
-            let opened = try OpenedLog(storage: storage, kafka: kafka, logger: logger)
+            let opened = try await OpenedLog.provisioned(storage: storage, kafka: kafka, logger: logger)
             defer { opened.close() }
-            // A fresh data directory has no topics yet (idempotent otherwise).
-            try await opened.log.provision(TopicCatalog.specs(prefix: storage.topicPrefix))
             let written: [String]
             do {
                 written = try await BudgetsSetup.apply(file: file, log: opened.log, topicPrefix: storage.topicPrefix,
@@ -93,10 +91,8 @@ struct BudgetsCommand: AsyncParsableCommand {
             }
             let problems = BudgetSpec.problems(data)
             guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
-            let opened = try OpenedLog(storage: storage, kafka: kafka, logger: logger)
+            let opened = try await OpenedLog.provisioned(storage: storage, kafka: kafka, logger: logger)
             defer { opened.close() }
-            // A fresh data directory has no topics yet (idempotent otherwise).
-            try await opened.log.provision(TopicCatalog.specs(prefix: storage.topicPrefix))
             let writer = ControlWriter(log: opened.log, topicPrefix: storage.topicPrefix,
                                        source: "tollgate/cli/\(ProcessInfo.processInfo.hostName)")
             try await writer.write(data)
@@ -114,10 +110,8 @@ struct BudgetsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let logger = logging.bootstrap(default: .warning)
-            let opened = try OpenedLog(storage: storage, kafka: kafka, logger: logger)
+            let opened = try await OpenedLog.provisioned(storage: storage, kafka: kafka, logger: logger)
             defer { opened.close() }
-            // A fresh data directory has no topics yet (idempotent otherwise).
-            try await opened.log.provision(TopicCatalog.specs(prefix: storage.topicPrefix))
             let state = try await BudgetService.restore(log: opened.log, topicPrefix: storage.topicPrefix)
             let rows = state.budgets.values.sorted { $0.budgetID < $1.budgetID }.map { Row($0, decision: state.decisions[$0.budgetID]) }
             if json { try Output.json(rows) } else { Output.line(BudgetsCommand.table(rows)) }
@@ -133,10 +127,8 @@ struct BudgetsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let logger = logging.bootstrap(default: .warning)
-            let opened = try OpenedLog(storage: storage, kafka: kafka, logger: logger)
+            let opened = try await OpenedLog.provisioned(storage: storage, kafka: kafka, logger: logger)
             defer { opened.close() }
-            // A fresh data directory has no topics yet (idempotent otherwise).
-            try await opened.log.provision(TopicCatalog.specs(prefix: storage.topicPrefix))
             let state = try await BudgetService.restore(log: opened.log, topicPrefix: storage.topicPrefix)
             guard state.budgets[id] != nil else { throw CommandFailure("no budget with id '\(id)'") }
             let writer = ControlWriter(log: opened.log, topicPrefix: storage.topicPrefix,

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import TollgateApp
+import TollgateEvents
 import TollgateLog
 
 struct LogCommand: AsyncParsableCommand {
@@ -238,6 +239,18 @@ struct MessagePrinter {
 
 /// The embedded log of `--data-dir`/`--log-dir`, or Kafka when `--brokers` is given.
 struct OpenedLog {
+    /// The log with the catalog's topics provisioned (a fresh data directory has none yet; idempotent).
+    static func provisioned(storage: StorageOptions, kafka: KafkaOptions, logger: Logger) async throws -> OpenedLog {
+        let opened = try OpenedLog(storage: storage, kafka: kafka, logger: logger)
+        do {
+            try await opened.log.provision(TopicCatalog.specs(prefix: storage.topicPrefix))
+        } catch {
+            opened.close()
+            throw error
+        }
+        return opened
+    }
+
     let log: any MessageLog
     let close: () -> Void
 
