@@ -131,11 +131,39 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The projector: usage, budgets, alerts and keys materialized in SQLite, and the queries over them.
+        .target(
+            name: "TollgateProjections",
+            dependencies: [
+                "TollgateEvents",
+                "TollgateLog",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // The query API (JSON under /api/) and the dashboard (/dashboard) over the projections.
+        .target(
+            name: "TollgateQuery",
+            dependencies: [
+                "TollgateEvents",
+                "TollgateProjections",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // Composition of the services into processes: configuration, health endpoints, `serve`.
         .target(
             name: "TollgateApp",
             dependencies: [
                 "TollgateEvents",
+                "TollgateProjections",
+                "TollgateQuery",
                 "TollgateLog",
                 "TollgateIngress",
                 "TollgateCost",
@@ -155,6 +183,8 @@ let package = Package(
             name: "tollgate",
             dependencies: [
                 "TollgateApp",
+                "TollgateProjections",
+                "TollgateQuery",
                 "TollgateIngress",
                 "TollgateCost",
                 "TollgateBudget",
@@ -162,6 +192,7 @@ let package = Package(
                 "TollgateFakeProvider",
                 "TollgateEvents",
                 "TollgateLog",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -234,6 +265,27 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TollgateProjectionsTests",
+            dependencies: [
+                "TollgateProjections", "TollgateEvents", "TollgateLog",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TollgateQueryTests",
+            dependencies: [
+                "TollgateQuery", "TollgateProjections", "TollgateEvents", "TollgateLog",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

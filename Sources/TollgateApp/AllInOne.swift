@@ -8,6 +8,8 @@ import Hummingbird
 import ServiceLifecycle
 import TollgateEvents
 public import TollgateLog
+import TollgateProjections
+import TollgateQuery
 
 /// `tollgate serve`: every service in one process, on the embedded log or on Kafka.
 ///
@@ -48,6 +50,8 @@ public struct AllInOne: Sendable {
         /// Bounds of the spool that holds events while Kafka is unreachable. Used only with ``brokers``.
         public var spoolMaxMessages: Int64 = 1_000_000
         public var spoolMaxBytes: Int64 = 1 << 30
+        /// The projections database (default `<data-dir>/projections.sqlite`).
+        public var projectionsPath: String?
 
         public init() {}
 
@@ -56,6 +60,10 @@ public struct AllInOne: Sendable {
         }
 
         /// The spool's directory (Kafka only): `<data directory>/spool`.
+        public var resolvedProjectionsPath: String {
+            projectionsPath ?? URL(fileURLWithPath: dataDirectory).appendingPathComponent("projections.sqlite").path
+        }
+
         public var spoolDirectory: String {
             URL(fileURLWithPath: dataDirectory).appendingPathComponent("spool").path
         }
@@ -106,10 +114,18 @@ public struct AllInOne: Sendable {
         if let budgets = ingress.budgets {
             readiness.addDetail("budgets") { budgets.enforcementStatus() }
         }
+        let store = try ProjectionStore.open(path: options.resolvedProjectionsPath, topicPrefix: options.topicPrefix,
+                                             logger: logger)
+        let projector = ProjectorService(log: backend.log, store: store, logger: logger,
+                                         onCaughtUp: { readiness.setDetail("projections", "caught_up") })
+        readiness.setDetail("projections", "catching_up")
         let router = Router()
         HealthRoutes.add(to: router, readiness: readiness)
         Observability.addRoutes(to: router)
         ingress.addRoutes(to: router)
+        QuerySetup.addRoutes(to: router, store: store,
+                             authenticator: QuerySetup.authenticator(adminKey: ingressConfiguration.adminKey,
+                                                                     control: ingress.control))
         let logger = self.logger
         let host = options.host
         let http = Application(
@@ -126,7 +142,8 @@ public struct AllInOne: Sendable {
             services: backend.services.map { .init(service: $0) }
                 + [.init(service: CostService(log: backend.log, pricer: pricer, topicPrefix: options.topicPrefix,
                                               logger: logger)),
-                   .init(service: BudgetService(log: backend.log, topicPrefix: options.topicPrefix, logger: logger))]
+                   .init(service: BudgetService(log: backend.log, topicPrefix: options.topicPrefix, logger: logger)),
+                   .init(service: projector)]
                 + ingress.services.map { .init(service: $0) }
                 + [.init(service: http)],
             gracefulShutdownSignals: [.sigterm, .sigint],

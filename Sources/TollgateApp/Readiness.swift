@@ -27,6 +27,11 @@ public final class Readiness: Sendable {
         details.withLock { $0[name] = describe }
     }
 
+    /// Sets an informational line to a fixed value.
+    public func setDetail(_ name: String, _ value: String) {
+        addDetail(name) { value }
+    }
+
     /// The informational lines, evaluated now.
     public var detailValues: [String: String] { details.withLock { $0 }.mapValues { $0() } }
 

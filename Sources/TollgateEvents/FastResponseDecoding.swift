@@ -45,10 +45,31 @@ extension EventCoding {
             if raw.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { cursor.index = 3 }
             cursor.skipWhitespace()
             guard cursor.index < cursor.count, bytes[cursor.index] == UInt8(ascii: "{") else { return nil }
-            return try cursor.decodeEvent()
+            return try cursor.decodeEvent { try $0.decodeResponseData() }
         }
         if let fast, let event = fast { return event }
         return try decode(ResponseData.self, from: data)
+    }
+
+    /// Decodes a `tollgate.usage.v1` event: the same value as `decode(UsageData.self, from:)`, with the
+    /// same rules as ``decodeResponse(from:)`` (the projector decodes one per event).
+    public static func decodeUsage(from data: Data) throws -> CloudEvent<UsageData> {
+        let fast: CloudEvent<UsageData>?? = try data.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress, raw.count >= 2 else { return nil }
+            let bytes = base.assumingMemoryBound(to: UInt8.self)
+            if bytes[0] == 0 || bytes[1] == 0 || (bytes[0] == 0xFE && bytes[1] == 0xFF)
+                || (bytes[0] == 0xFF && bytes[1] == 0xFE)
+            {
+                return nil
+            }
+            var cursor = ResponseJSONCursor(bytes: bytes, count: raw.count)
+            if raw.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { cursor.index = 3 }
+            cursor.skipWhitespace()
+            guard cursor.index < cursor.count, bytes[cursor.index] == UInt8(ascii: "{") else { return nil }
+            return try cursor.decodeEvent { try $0.decodeUsageData() }
+        }
+        if let fast, let event = fast { return event }
+        return try decode(UsageData.self, from: data)
     }
 }
 
@@ -80,6 +101,14 @@ private enum Tables {
         "duration_ms", "first_byte_ms", "received_at", "upstream_ms", "upstream_sent_at",
     ])
     static let routing = KeyTable(names: ["downgraded_from", "policy", "reason"])
+    static let usageData = KeyTable(names: [
+        "catalog_version", "cost_nano_usd", "price_effective_date", "priced", "priced_at", "response",
+        "unpriced_reason",
+    ])
+    static let cost = KeyTable(names: [
+        "audio_input", "audio_output", "cache_write_1h", "cache_write_5m", "cached_input_read", "input", "output",
+        "reasoning", "total",
+    ])
     static let usage = KeyTable(names: [
         "audio_input_tokens", "audio_output_tokens", "cache_write_1h_tokens", "cache_write_5m_tokens",
         "cached_input_read_tokens", "input_tokens", "output_tokens", "reasoning_tokens",
@@ -757,7 +786,9 @@ private struct ResponseJSONCursor {
         }
     }
 
-    mutating func decodeEvent() throws -> CloudEvent<ResponseData> {
+    mutating func decodeEvent<Payload: EventPayload>(
+        _ readData: (inout ResponseJSONCursor) throws -> Payload
+    ) throws -> CloudEvent<Payload> {
         var specVersion: Result<String, any Error>?
         var type: Result<String, any Error>?
         var contentType: Result<String?, any Error>?
@@ -765,13 +796,13 @@ private struct ResponseJSONCursor {
         var source: Result<String, any Error>?
         var time: Result<Date, any Error>?
         var subject: Result<String?, any Error>?
-        var data: Result<ResponseData, any Error>?
+        var data: Result<Payload, any Error>?
         var hint = 0
         if try beginObject("an event object") {
             repeat {
                 switch try readKey(Tables.envelope, hint: &hint) {
                 case 0 where data == nil:
-                    data = try field(depth: 1) { try $0.decodeResponseData() }
+                    data = try field(depth: 1) { try readData(&$0) }
                 case 1 where contentType == nil:
                     contentType = try field(depth: 1) { try $0.readOptionalString() }
                 case 2 where id == nil:
@@ -802,8 +833,8 @@ private struct ResponseJSONCursor {
         }
         guard let type else { throw Self.missing("type") }
         let typeName = try type.get()
-        guard typeName == ResponseData.eventType else {
-            throw EventDecodingError.typeMismatch(expected: ResponseData.eventType, found: typeName)
+        guard typeName == Payload.eventType else {
+            throw EventDecodingError.typeMismatch(expected: Payload.eventType, found: typeName)
         }
         if let contentType, let value = try contentType.get(), value != EventCoding.dataContentType {
             throw EventDecodingError.unsupportedDataContentType(found: value)
@@ -820,8 +851,8 @@ private struct ResponseJSONCursor {
     }
 
     /// `data`: a ``ResponseData``, as its synthesized `init(from:)` reads it.
-    mutating func decodeResponseData() throws -> ResponseData {
-        if try takeNull() { throw Self.null(ResponseData.self, "data") }
+    mutating func decodeResponseData(depth parentDepth: Int = 1, key: StaticString = "data") throws -> ResponseData {
+        if try takeNull() { throw Self.null(ResponseData.self, key) }
         var requestID: String?
         var keyID: String?
         var team: String?
@@ -842,7 +873,7 @@ private struct ResponseJSONCursor {
         var usageSource: ResponseData.UsageSource?
         var routing: ResponseData.Routing??
         var hint = 0
-        let depth = 2  // members of data: inside the envelope and data
+        let depth = parentDepth + 1  // members of data: inside the envelope and data
         if try beginObject("the response data object") {
             repeat {
                 switch try readKey(Tables.response, hint: &hint) {
@@ -1015,5 +1046,66 @@ private struct ResponseJSONCursor {
             inputTokens: input, cachedInputReadTokens: cachedInputRead, cacheWrite5mTokens: cacheWrite5m,
             cacheWrite1hTokens: cacheWrite1h, outputTokens: output, reasoningTokens: reasoning,
             audioInputTokens: audioInput, audioOutputTokens: audioOutput)
+    }
+
+    /// `data` of a usage event: a ``UsageData``, as its synthesized `init(from:)` reads it.
+    mutating func decodeUsageData() throws -> UsageData {
+        if try takeNull() { throw Self.null(UsageData.self, "data") }
+        var response: ResponseData?
+        var cost: CostBreakdown?
+        var priced: Bool?
+        var unpricedReason: String??
+        var catalogVersion: String?
+        var pricedAt: Date?
+        var priceEffectiveDate: String??
+        var hint = 0
+        let depth = 2
+        if try beginObject("the data object") {
+            repeat {
+                switch try readKey(Tables.usageData, hint: &hint) {
+                case 0 where catalogVersion == nil: catalogVersion = try readRequiredString("catalog_version")
+                case 1 where cost == nil: cost = try readCost(depth: depth)
+                case 2 where priceEffectiveDate == nil: priceEffectiveDate = .some(try readOptionalString())
+                case 3 where priced == nil: priced = try readBool("priced")
+                case 4 where pricedAt == nil: pricedAt = try readRequiredDate("priced_at")
+                case 5 where response == nil: response = try decodeResponseData(depth: depth, key: "response")
+                case 6 where unpricedReason == nil: unpricedReason = .some(try readOptionalString())
+                default: try skipValue(depth: depth)
+                }
+            } while try nextMember()
+        }
+        // UsageData's synthesized init(from:) order.
+        guard let response else { throw Self.missing("response") }
+        guard let cost else { throw Self.missing("cost_nano_usd") }
+        guard let priced else { throw Self.missing("priced") }
+        guard let catalogVersion else { throw Self.missing("catalog_version") }
+        guard let pricedAt else { throw Self.missing("priced_at") }
+        return UsageData(response: response, costNanoUSD: cost, priced: priced, unpricedReason: unpricedReason ?? nil,
+                         catalogVersion: catalogVersion, pricedAt: pricedAt,
+                         priceEffectiveDate: priceEffectiveDate ?? nil)
+    }
+
+    mutating func readCost(depth: Int) throws -> CostBreakdown {
+        if try takeNull() { throw Self.null(CostBreakdown.self, "cost_nano_usd") }
+        var values = [Int64?](repeating: nil, count: 9)
+        let names: [StaticString] = ["audio_input", "audio_output", "cache_write_1h", "cache_write_5m",
+                                     "cached_input_read", "input", "output", "reasoning", "total"]
+        var hint = 0
+        if try beginObject("the cost object") {
+            repeat {
+                if let slot = try readKey(Tables.cost, hint: &hint), values[slot] == nil {
+                    values[slot] = try readRequiredInt64(names[slot])
+                } else {
+                    try skipValue(depth: depth + 1)
+                }
+            } while try nextMember()
+        }
+        // CostBreakdown's synthesized init(from:) order: input, cached_input_read, cache_write_5m,
+        // cache_write_1h, output, reasoning, audio_input, audio_output, total.
+        for slot in [5, 4, 3, 2, 6, 7, 0, 1, 8] where values[slot] == nil { throw Self.missing(names[slot]) }
+        func money(_ slot: Int) -> Money { Money(nanoUSD: values[slot]!) }
+        return CostBreakdown(input: money(5), cachedInputRead: money(4), cacheWrite5m: money(3),
+                             cacheWrite1h: money(2), output: money(6), reasoning: money(7), audioInput: money(0),
+                             audioOutput: money(1), total: money(8))
     }
 }

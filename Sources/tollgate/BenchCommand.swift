@@ -7,7 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures.",
-        subcommands: [LogBench.self, ProxyBench.self, KafkaBench.self, CostBench.self, BudgetBench.self, LogConsumerChild.self])
+        subcommands: [LogBench.self, ProxyBench.self, KafkaBench.self, CostBench.self, BudgetBench.self, ProjectorBench.self, LogConsumerChild.self])
 
     struct LogBench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

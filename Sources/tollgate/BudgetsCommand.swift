@@ -10,7 +10,8 @@ struct BudgetsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "budgets",
         abstract: "Set, list and delete budgets (control events on the log; the budget service and ingress act on them).",
-        subcommands: [Set.self, List.self, Delete.self, Apply.self])
+        subcommands: [Status.self, Set.self, List.self, Delete.self, Apply.self],
+        defaultSubcommand: Status.self)
 
     struct Apply: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

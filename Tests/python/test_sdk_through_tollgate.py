@@ -747,3 +747,96 @@ def test_budgets_through_the_admin_api(tollgate):
     assert status == 200
     status, error = admin("DELETE", "/budgets/never-existed")
     assert status == 404
+
+
+# --- Projections: SDK calls through the ingress, read back from the query API ---------------------------
+
+TOKEN_CLASSES = ["input", "cached_input_read", "cache_write_5m", "cache_write_1h", "output", "reasoning",
+                 "audio_input", "audio_output"]
+
+
+def api(t: Tollgate, path: str, key: str = ADMIN_KEY) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.request
+    request = urllib.request.Request(t.url + path, headers={"Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def test_usage_api_matches_usage_events_to_the_nano_dollar(tollgate):
+    run = uuid.uuid4().hex[:10]
+    headers = {"x-tollgate-tags": f"run={run},suite=projections"}
+    oai(tollgate).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": QUESTION}], extra_headers=headers)
+    list(oai(tollgate).chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": QUESTION}], stream=True,
+        stream_options={"include_usage": True}, extra_headers=headers))
+    claude(tollgate).messages.create(
+        model="claude-sonnet-4-5", max_tokens=64, system=CACHED_SYSTEM,
+        messages=[{"role": "user", "content": QUESTION}], extra_headers=headers)
+    gemini = gem(tollgate, headers=headers)
+    gemini.models.generate_content(model="gemini-2.5-flash", contents=QUESTION)
+    calls = 4
+
+    deadline = time.monotonic() + 20
+    while True:
+        events = [e["data"] for e in tollgate.events("tollgate.usage")
+                  if e["data"]["response"]["tags"].get("run") == run]
+        if len(events) == calls or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(events) == calls, f"{len(events)} usage events for {calls} calls"
+
+    # The projector applies them shortly after: wait for the query API to see all of them.
+    path = f"/api/usage?since=1h&tag=run%3D{run}&group_by=provider,model"
+    deadline = time.monotonic() + 20
+    while True:
+        status, body = api(tollgate, path)
+        assert status == 200, body
+        if body["totals"]["requests"] == calls or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert body["totals"]["requests"] == calls
+
+    expected: dict[tuple[str, str], dict] = {}
+    for usage in events:
+        response = usage["response"]
+        group = expected.setdefault((response["provider"], response["served_model"]),
+                                    {"requests": 0, "cost": {}, "tokens": {}})
+        group["requests"] += 1
+        for name, value in usage["cost_nano_usd"].items():
+            group["cost"][name] = group["cost"].get(name, 0) + value
+        for name, value in response["usage"].items():
+            group["tokens"][name] = group["tokens"].get(name, 0) + value
+    assert len(body["rows"]) == len(expected)
+    for row in body["rows"]:
+        want = expected[(row["group"]["provider"], row["group"]["model"])]
+        assert row["figures"]["requests"] == want["requests"]
+        for name, value in want["cost"].items():
+            assert row["figures"]["cost_nano_usd"][name] == value, (row["group"], name)
+        for name, value in want["tokens"].items():
+            assert row["figures"]["tokens"][name] == value, (row["group"], name)
+    total = sum(usage["cost_nano_usd"]["total"] for usage in events)
+    assert total > 0
+    assert body["totals"]["cost_nano_usd"]["total"] == total
+
+    # One request by id carries its event's exact figures.
+    first = events[0]
+    status, record = api(tollgate, "/api/requests/" + first["response"]["request_id"])
+    assert status == 200
+    assert record["cost_nano_usd"] == first["cost_nano_usd"]
+    assert record["tags"]["run"] == run
+
+    # A read-only key may read; a key for model calls may not; no key, no data.
+    read_only = create_key(tollgate.data_dir, "--read-only")
+    deadline = time.monotonic() + 10
+    while (status := api(tollgate, path, key=read_only)[0]) != 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert status == 200
+    assert api(tollgate, path, key=tollgate.key)[0] == 401
+    assert api(tollgate, path, key="nope")[0] == 401
+    status, error = api(tollgate, "/api/usage?group_by=colour")
+    assert status == 400 and error["error"]["parameter"] == "group_by"

@@ -1,0 +1,186 @@
+import AsyncHTTPClient
+public import Foundation
+import Hummingbird
+public import Logging
+import NIOCore
+import ServiceLifecycle
+import TollgateEvents
+import TollgateLog
+public import TollgatePricing
+import TollgateProjections
+import TollgateQuery
+
+/// The projections benchmark: a database of generated requests written through the projector, then the
+/// latency of the questions people ask of it, over HTTP as a browser or script would ask them.
+///
+/// - ingest: ``UsageGenerator`` events (encoded as the cost service encodes them) applied with
+///   ``ProjectionStore/apply(_:)`` in batches of 5,000: decoding, request rows, rollups, offsets. The
+///   time to generate and encode events is not counted.
+/// - queries: `/api/usage` by team and model over the last 30 days (totals, and by day), the 50 most
+///   expensive requests of the last 30 days (`/api/requests?order=cost`), and the dashboard page for 30
+///   days, each asked `iterations` times after 3 warm-up calls, one at a time.
+/// - size: the database file (after a checkpoint) per million requests.
+public enum ProjectionBenchmark {
+    public struct Ingest: Sendable, Codable {
+        public var requests: Int
+        public var days: Int
+        public var seconds: Double
+        public var eventsPerSecond: Int
+        public var databaseBytes: Int64
+        public var bytesPerMillionRequests: Int64
+
+        enum CodingKeys: String, CodingKey {
+            case requests, days, seconds
+            case eventsPerSecond = "events_per_second"
+            case databaseBytes = "database_bytes"
+            case bytesPerMillionRequests = "bytes_per_million_requests"
+        }
+    }
+
+    public struct QueryLatency: Sendable, Codable {
+        public var name: String
+        public var path: String
+        public var iterations: Int
+        public var p50Milliseconds: Double
+        public var p99Milliseconds: Double
+        public var maxMilliseconds: Double
+        public var targetMilliseconds: Double?
+        public var responseBytes: Int
+
+        enum CodingKeys: String, CodingKey {
+            case name, path, iterations
+            case p50Milliseconds = "p50_ms"
+            case p99Milliseconds = "p99_ms"
+            case maxMilliseconds = "max_ms"
+            case targetMilliseconds = "target_ms"
+            case responseBytes = "response_bytes"
+        }
+    }
+
+    /// Generates `requests` over `days` into a new database at `path` (an existing one is replaced).
+    public static func ingest(requests: Int, days: Int, path: String, pricer: Pricer, logger: Logger,
+                              progress: @Sendable (Int) -> Void) throws -> Ingest {
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        let store = try ProjectionStore.open(path: path, topicPrefix: UsageGenerator.seedPrefix, logger: logger)
+        let generator = UsageGenerator(requests: requests, days: days, end: Date(), seed: 42,
+                                       topicPrefix: UsageGenerator.seedPrefix, pricer: pricer)
+        var spent: UInt64 = 0
+        var batch: [ConsumedMessage] = []
+        batch.reserveCapacity(5_000)
+        for index in 0..<requests {
+            batch.append(try generator.message(index))
+            if batch.count == 5_000 || index == requests - 1 {
+                let start = LogBenchmark.monotonicNanoseconds()
+                try store.apply(batch)
+                spent += LogBenchmark.monotonicNanoseconds() - start
+                batch.removeAll(keepingCapacity: true)
+                progress(index + 1)
+            }
+        }
+        try store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0
+        let seconds = Double(spent) / 1e9
+        return Ingest(requests: requests, days: days, seconds: (seconds * 100).rounded() / 100,
+                      eventsPerSecond: Int(Double(requests) / seconds), databaseBytes: bytes,
+                      bytesPerMillionRequests: Int64(Double(bytes) / Double(requests) * 1_000_000))
+    }
+
+    /// Serves the database on a loopback port and times the queries.
+    public static func queries(path: String, iterations: Int, logger: Logger) async throws -> [QueryLatency] {
+        let store = try ProjectionStore.open(path: path, topicPrefix: UsageGenerator.seedPrefix, readonly: true,
+                                             logger: logger)
+        let key = "bench-admin-key"
+        let router = Router()
+        QueryAPI.addRoutes(to: router, store: store, authenticator: QueryAuthenticator(adminKey: key) { _ in nil })
+        Dashboard.addRoutes(to: router, store: store, authenticator: QueryAuthenticator(adminKey: key) { _ in nil })
+        let port = PortPromise()
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                              onServerRunning: { channel in port.fulfil(channel.localAddress?.port ?? 0) },
+                              logger: logger)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let cases: [(String, String, Double?)] = [
+            ("usage by team,model, 30 days", "/api/usage?since=30d&group_by=team,model", 50),
+            ("usage by team,model per day, 30 days", "/api/usage?since=30d&group_by=team,model&granularity=day", 50),
+            ("top 50 by cost, 30 days", "/api/requests?since=30d&order=cost&limit=50", 100),
+            ("dashboard, 30 days", "/dashboard?period=30d", 200),
+            ("dashboard, 24 hours", "/dashboard?period=24h", 200),
+        ]
+        var results: [QueryLatency] = []
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                let serviceGroup = ServiceGroup(configuration: .init(services: [app], logger: logger))
+                group.addTask { try await serviceGroup.run() }
+                let base = "http://127.0.0.1:\(await port.value)"
+                for (name, path, target) in cases {
+                    var latencies: [Double] = []
+                    var bytes = 0
+                    for iteration in 0..<(iterations + 3) {
+                        var request = HTTPClientRequest(url: base + path)
+                        request.headers.add(name: "Authorization", value: "Bearer \(key)")
+                        let start = LogBenchmark.monotonicNanoseconds()
+                        let response = try await client.execute(request, timeout: .seconds(60))
+                        let body = try await response.body.collect(upTo: 64 << 20)
+                        let elapsed = Double(LogBenchmark.monotonicNanoseconds() - start) / 1e6
+                        guard response.status == .ok else {
+                            throw BenchmarkFailure("\(path) answered \(response.status.code): "
+                                                   + String(buffer: body).prefix(300))
+                        }
+                        bytes = body.readableBytes
+                        if iteration >= 3 { latencies.append(elapsed) }
+                    }
+                    latencies.sort()
+                    func percentile(_ p: Double) -> Double {
+                        (latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] * 100).rounded() / 100
+                    }
+                    results.append(QueryLatency(name: name, path: path, iterations: iterations,
+                                                p50Milliseconds: percentile(0.5), p99Milliseconds: percentile(0.99),
+                                                maxMilliseconds: percentile(1), targetMilliseconds: target,
+                                                responseBytes: bytes))
+                }
+                await serviceGroup.triggerGracefulShutdown()
+                try await group.waitForAll()
+            }
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+        return results
+    }
+}
+
+struct BenchmarkFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A value set once by one task and awaited by another.
+final class PortPromise: @unchecked Sendable {
+    private let lock = NSLock()
+    private var port: Int?
+    private var waiters: [CheckedContinuation<Int, Never>] = []
+
+    func fulfil(_ value: Int) {
+        lock.lock()
+        port = value
+        let waiting = waiters
+        waiters = []
+        lock.unlock()
+        for waiter in waiting { waiter.resume(returning: value) }
+    }
+
+    var value: Int {
+        get async {
+            await withCheckedContinuation { continuation in
+                lock.lock()
+                if let port {
+                    lock.unlock()
+                    continuation.resume(returning: port)
+                } else {
+                    waiters.append(continuation)
+                    lock.unlock()
+                }
+            }
+        }
+    }
+}

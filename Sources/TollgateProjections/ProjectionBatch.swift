@@ -1,0 +1,336 @@
+import Foundation
+import GRDB
+import TollgateEvents
+import TollgateLog
+
+/// The sums one rollup row carries, in ``ProjectionSchema/measureColumns`` order, then the maxima.
+struct Measures {
+    static let count = ProjectionSchema.measureColumns.count
+    var sums: [Int64]
+    var durationMax: Int64
+
+    init() {
+        sums = Array(repeating: 0, count: Self.count)
+        durationMax = 0
+    }
+
+    init(_ usage: UsageData) {
+        let response = usage.response
+        let cost = usage.costNanoUSD
+        let firstByte = response.timings.firstByteMs
+        sums = [
+            1,
+            response.outcome == .providerError || response.outcome == .gatewayError ? 1 : 0,
+            response.outcome == .blocked ? 1 : 0,
+            response.usageSource == .estimated ? 1 : 0,
+            usage.priced ? 0 : 1,
+            response.usage.inputTokens, response.usage.cachedInputReadTokens, response.usage.cacheWrite5mTokens,
+            response.usage.cacheWrite1hTokens, response.usage.outputTokens, response.usage.reasoningTokens,
+            response.usage.audioInputTokens, response.usage.audioOutputTokens,
+            cost.total.nanoUSD, cost.input.nanoUSD, cost.cachedInputRead.nanoUSD, cost.cacheWrite5m.nanoUSD,
+            cost.cacheWrite1h.nanoUSD, cost.output.nanoUSD, cost.reasoning.nanoUSD, cost.audioInput.nanoUSD,
+            cost.audioOutput.nanoUSD,
+            response.timings.durationMs, firstByte ?? 0, firstByte == nil ? 0 : 1,
+        ]
+        durationMax = response.timings.durationMs
+    }
+
+    mutating func add(_ other: Measures) {
+        for index in 0..<Self.count { sums[index] &+= other.sums[index] }
+        durationMax = max(durationMax, other.durationMax)
+    }
+}
+
+/// One rollup row's identity: table, time bucket and dimension ids.
+struct RollupKey: Hashable {
+    var table: Int
+    var bucket: Int64
+    var dimensions: [Int64]
+}
+
+/// The work of one ``ProjectionStore/apply(_:)`` transaction: rows written as messages come, rollup sums
+/// accumulated in memory and written once at the end (one upsert per rollup row the batch touches).
+struct ProjectionBatch {
+    static let tables: [(cube: RollupCube, grain: RollupGrain)] = RollupCube.allCases.flatMap { cube in
+        RollupGrain.allCases.map { (cube, $0) }
+    }
+
+    let store: ProjectionStore
+    let db: Database
+    var report = ProjectionStore.ApplyReport()
+    var rollups: [RollupKey: Measures] = [:]
+    let decoder = EventCoding.makeDecoder()
+
+    init(store: ProjectionStore, db: Database) {
+        self.store = store
+        self.db = db
+    }
+
+    private func topicName(_ message: ConsumedMessage) -> String? {
+        guard message.topic.hasPrefix(store.topicPrefix) else { return nil }
+        return String(message.topic.dropFirst(store.topicPrefix.count))
+    }
+
+    mutating func apply(_ message: ConsumedMessage) throws {
+        guard let topic = topicName(message),
+              [UsageData.topic, BudgetDecisionData.topic, AlertData.topic, KeyCreatedData.topic].contains(topic)
+        else {
+            report.ignored += 1
+            return
+        }
+        // A tombstone on a compacted topic: nothing to project.
+        guard let value = message.value else {
+            report.applied += 1
+            return
+        }
+        do {
+            switch topic {
+            case UsageData.topic:
+                let event = try EventCoding.decodeUsage(from: value)
+                if try applyUsage(event.data) { report.applied += 1 } else { report.duplicates += 1 }
+            case BudgetDecisionData.topic:
+                try applyDecision(try decoder.decode(BudgetDecisionEvent.self, from: value).data)
+                report.applied += 1
+            case AlertData.topic:
+                try applyAlert(try decoder.decode(AlertEvent.self, from: value).data)
+                report.applied += 1
+            default:
+                try applyControl(try AnyControlEvent.decode(from: value))
+                report.applied += 1
+            }
+            report.byTopic[topic, default: 0] += 1
+        } catch let error as DecodingError {
+            try reject(message, reason: "does not decode: \(error)")
+        } catch let error as EventDecodingError {
+            try reject(message, reason: "does not decode: \(error)")
+        }
+    }
+
+    private mutating func reject(_ message: ConsumedMessage, reason: String) throws {
+        report.rejected += 1
+        store.logger.error("projector: message rejected", metadata: [
+            "kafka.topic": "\(message.topic)", "kafka.partition": "\(message.partition)",
+            "kafka.offset": "\(message.offset)", "tollgate.reason": "\(reason.prefix(500))",
+        ])
+        try db.cachedStatement(sql: """
+            INSERT OR REPLACE INTO rejected (topic, partition, offset, reason, rejected_at_ms) VALUES (?, ?, ?, ?, ?)
+            """).execute(arguments: [message.topic, message.partition, message.offset, String(reason.prefix(2_000)),
+                                     Int64(Date().timeIntervalSince1970 * 1000)])
+    }
+
+    // MARK: Usage
+
+    /// Inserts the request row and adds the usage to the rollups; `false` when the request is already
+    /// there (the same usage published twice), which changes nothing.
+    private mutating func applyUsage(_ usage: UsageData) throws -> Bool {
+        let response = usage.response
+        let atMs = Self.milliseconds(response.timings.receivedAt)
+        let keyID = try store.intern(response.keyID, db)
+        let team = try store.intern(response.team, db)
+        let project = try store.intern(response.project, db)
+        let customer = try store.intern(response.customer ?? "", db)
+        let provider = try store.intern(response.provider.rawValue, db)
+        let requested = try store.intern(response.requestedModel, db)
+        let served = try store.intern(response.servedModel, db)
+        let endpoint = try store.intern(response.endpoint, db)
+        let downgradedFrom = try response.routing?.downgradedFrom.map { try store.intern($0, db) }
+        let catalog = try store.intern(usage.catalogVersion, db)
+        let tags = response.tags.isEmpty ? nil : Self.json(response.tags)
+        let tokens = response.usage
+        let cost = usage.costNanoUSD
+        let arguments: StatementArguments = [
+            response.requestID, atMs, keyID, team, project, customer, tags, provider, endpoint, requested, served,
+            downgradedFrom, response.stream, response.status, response.outcome.rawValue, response.errorType,
+            response.serviceTier, response.usageSource.rawValue, usage.priced, usage.unpricedReason, catalog,
+            tokens.inputTokens, tokens.cachedInputReadTokens, tokens.cacheWrite5mTokens, tokens.cacheWrite1hTokens,
+            tokens.outputTokens, tokens.reasoningTokens, tokens.audioInputTokens, tokens.audioOutputTokens,
+            cost.total.nanoUSD, cost.input.nanoUSD, cost.cachedInputRead.nanoUSD, cost.cacheWrite5m.nanoUSD,
+            cost.cacheWrite1h.nanoUSD, cost.output.nanoUSD, cost.reasoning.nanoUSD, cost.audioInput.nanoUSD,
+            cost.audioOutput.nanoUSD, response.timings.durationMs, response.timings.firstByteMs,
+            response.timings.upstreamMs,
+        ]
+        try db.cachedStatement(sql: """
+            INSERT OR IGNORE INTO requests (
+                request_id, at_ms, key_id, team, project, customer, tags, provider, endpoint, requested_model,
+                served_model, downgraded_from, stream, status, outcome, error_type, service_tier, usage_source,
+                priced, unpriced_reason, catalog_version,
+                input_tokens, cached_input_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
+                output_tokens, reasoning_tokens, audio_input_tokens, audio_output_tokens,
+                cost_total, cost_input, cost_cached_input_read, cost_cache_write_5m, cost_cache_write_1h,
+                cost_output, cost_reasoning, cost_audio_input, cost_audio_output,
+                duration_ms, first_byte_ms, upstream_ms
+            ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                      ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: arguments)
+        guard db.changesCount > 0 else { return false }
+
+        let measures = Measures(usage)
+        var tagIDs: [(Int64, Int64)] = []
+        for (name, value) in response.tags.sorted(by: { $0.key < $1.key }) {
+            tagIDs.append((try store.intern(name, db), try store.intern(value, db)))
+        }
+        for (index, table) in Self.tables.enumerated() {
+            let bucket = ProjectionStore.floorDiv(atMs, table.grain.milliseconds)
+            switch table.cube {
+            case .main:
+                rollups[RollupKey(table: index, bucket: bucket,
+                                  dimensions: [keyID, team, project, provider, requested, served]),
+                        default: Measures()].add(measures)
+            case .team:
+                rollups[RollupKey(table: index, bucket: bucket, dimensions: [team, project, provider, served]),
+                        default: Measures()].add(measures)
+            case .customer:
+                rollups[RollupKey(table: index, bucket: bucket, dimensions: [customer, team, project]),
+                        default: Measures()].add(measures)
+            case .tag:
+                for (name, value) in tagIDs {
+                    rollups[RollupKey(table: index, bucket: bucket, dimensions: [name, value, team, project]),
+                            default: Measures()].add(measures)
+                }
+            }
+        }
+        return true
+    }
+
+    /// Writes the rollup sums the batch accumulated.
+    mutating func finish() throws {
+        guard !rollups.isEmpty else { return }
+        var statements: [Statement] = []
+        for table in Self.tables {
+            let dims = table.cube.dimensionColumns
+            let sums = ProjectionSchema.measureColumns
+            let columns = (["bucket"] + dims + sums + ProjectionSchema.maxColumns).joined(separator: ", ")
+            let placeholders = Array(repeating: "?", count: 1 + dims.count + sums.count + 1).joined(separator: ", ")
+            let updates = sums.map { "\($0) = \($0) + excluded.\($0)" }
+                + ProjectionSchema.maxColumns.map { "\($0) = max(\($0), excluded.\($0))" }
+            statements.append(try db.cachedStatement(sql: """
+                INSERT INTO \(table.cube.table(table.grain)) (\(columns)) VALUES (\(placeholders))
+                ON CONFLICT (\((["bucket"] + dims).joined(separator: ", "))) DO UPDATE SET \(updates.joined(separator: ", "))
+                """))
+        }
+        var values: [(any DatabaseValueConvertible)?] = []
+        for (key, measures) in rollups {
+            values.removeAll(keepingCapacity: true)
+            values.append(key.bucket)
+            for dimension in key.dimensions { values.append(dimension) }
+            for sum in measures.sums { values.append(sum) }
+            values.append(measures.durationMax)
+            statements[key.table].setUncheckedArguments(StatementArguments(values))
+            try statements[key.table].execute()
+        }
+        rollups.removeAll()
+    }
+
+    // MARK: Budgets, alerts, keys
+
+    private func applyDecision(_ decision: BudgetDecisionData) throws {
+        let decidedAt = Self.milliseconds(decision.decidedAt)
+        if let deletedAt = try Int64.fetchOne(
+            db, sql: "SELECT deleted_at_ms FROM budgets WHERE budget_id = ?", arguments: [decision.budgetID]),
+            deletedAt >= decidedAt {
+            return  // a decision made before the budget was deleted
+        }
+        try db.execute(sql: """
+            INSERT INTO budgets (budget_id, scope_kind, scope_id, period_kind, time_zone, limit_nano_usd, levels,
+                downgrade, on_no_downgrade, updated_at_ms, state, spent_nano_usd, remaining_nano_usd,
+                used_percent_bp, action, period_start_ms, period_end_ms, decided_at_ms)
+            VALUES (?, ?, ?, ?, ?, ?, '[]', ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (budget_id) DO UPDATE SET
+                state = excluded.state, spent_nano_usd = excluded.spent_nano_usd,
+                remaining_nano_usd = excluded.remaining_nano_usd, used_percent_bp = excluded.used_percent_bp,
+                action = excluded.action, period_start_ms = excluded.period_start_ms,
+                period_end_ms = excluded.period_end_ms, decided_at_ms = excluded.decided_at_ms,
+                limit_nano_usd = CASE WHEN budgets.updated_at_ms = 0 THEN excluded.limit_nano_usd
+                                      ELSE budgets.limit_nano_usd END
+            WHERE budgets.decided_at_ms IS NULL OR budgets.decided_at_ms <= excluded.decided_at_ms
+            """, arguments: [
+                decision.budgetID, decision.scope.kind.rawValue, decision.scope.id, decision.period.kind.rawValue,
+                decision.period.timeZone, decision.limitNanoUSD.nanoUSD, Self.json(decision.downgrade),
+                decision.onNoDowngrade.rawValue, decision.state.rawValue, decision.spentNanoUSD.nanoUSD,
+                decision.remainingNanoUSD.nanoUSD, decision.usedPercentBP, decision.action.rawValue,
+                Self.milliseconds(decision.period.start), decision.period.end.map(Self.milliseconds), decidedAt,
+            ])
+    }
+
+    private func applyAlert(_ alert: AlertData) throws {
+        try db.execute(sql: """
+            INSERT OR IGNORE INTO alerts (alert_id, rule_id, kind, severity, scope_kind, scope_id, period_start_ms,
+                level_percent, title, message, observed, raised_at_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [
+                alert.alertID, alert.ruleID, alert.kind.rawValue, alert.severity.rawValue, alert.scope.kind.rawValue,
+                alert.scope.id, alert.periodStart.map(Self.milliseconds), alert.levelPercent, alert.title,
+                alert.message, Self.json(alert.observed), Self.milliseconds(alert.raisedAt),
+            ])
+    }
+
+    private func applyControl(_ event: AnyControlEvent) throws {
+        switch event {
+        case .keyCreated(let event):
+            let key = event.data
+            try db.execute(sql: """
+                INSERT OR REPLACE INTO keys (key_id, key_prefix, name, team, project, customer, tags, models,
+                    read_only, created_at_ms, expires_at_ms, revoked_at_ms, revoke_reason)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                        (SELECT revoked_at_ms FROM keys WHERE key_id = ?), (SELECT revoke_reason FROM keys WHERE key_id = ?))
+                """, arguments: [
+                    key.keyID, key.keyPrefix, key.name, key.team, key.project, key.customer, Self.json(key.tags),
+                    Self.json(key.models), key.readOnly, Self.milliseconds(key.createdAt),
+                    key.expiresAt.map(Self.milliseconds), key.keyID, key.keyID,
+                ])
+        case .keyRevoked(let event):
+            try db.execute(sql: "UPDATE keys SET revoked_at_ms = ?, revoke_reason = ? WHERE key_id = ?",
+                           arguments: [Self.milliseconds(event.data.revokedAt), event.data.reason, event.data.keyID])
+        case .budgetSet(let event):
+            let budget = event.data
+            let updatedAt = Self.milliseconds(budget.updatedAt)
+            try db.execute(sql: """
+                INSERT INTO budgets (budget_id, scope_kind, scope_id, period_kind, time_zone, limit_nano_usd, levels,
+                    downgrade, on_no_downgrade, updated_at_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (budget_id) DO UPDATE SET
+                    scope_kind = excluded.scope_kind, scope_id = excluded.scope_id,
+                    period_kind = excluded.period_kind, time_zone = excluded.time_zone,
+                    limit_nano_usd = excluded.limit_nano_usd, levels = excluded.levels,
+                    downgrade = excluded.downgrade, on_no_downgrade = excluded.on_no_downgrade,
+                    updated_at_ms = excluded.updated_at_ms,
+                    deleted_at_ms = CASE WHEN budgets.deleted_at_ms < excluded.updated_at_ms THEN NULL
+                                         ELSE budgets.deleted_at_ms END
+                WHERE budgets.updated_at_ms <= excluded.updated_at_ms
+                """, arguments: [
+                    budget.budgetID, budget.scope.kind.rawValue, budget.scope.id, budget.periodKind.rawValue,
+                    budget.timeZone, budget.limitNanoUSD.nanoUSD, Self.json(budget.levels),
+                    Self.json(budget.downgrade), budget.onNoDowngrade.rawValue, updatedAt,
+                ])
+        case .budgetDeleted(let event):
+            let deletedAt = Self.milliseconds(event.data.deletedAt)
+            try db.execute(sql: """
+                UPDATE budgets SET deleted_at_ms = ?, state = NULL, spent_nano_usd = NULL, remaining_nano_usd = NULL,
+                    used_percent_bp = NULL, action = NULL, decided_at_ms = NULL
+                WHERE budget_id = ? AND updated_at_ms <= ?
+                """, arguments: [deletedAt, event.data.budgetID, deletedAt])
+            if db.changesCount == 0 {
+                // Deleted before we saw it set: remember the deletion so older decisions stay out.
+                try db.execute(sql: """
+                    INSERT OR IGNORE INTO budgets (budget_id, scope_kind, scope_id, period_kind, time_zone,
+                        limit_nano_usd, levels, downgrade, on_no_downgrade, updated_at_ms, deleted_at_ms)
+                    VALUES (?, 'global', '*', 'month', 'UTC', 0, '[]', '{}', 'block', 0, ?)
+                    """, arguments: [event.data.budgetID, deletedAt])
+            }
+        case .routeSet, .routeDeleted:
+            break
+        }
+    }
+
+    // MARK: Helpers
+
+    static func milliseconds(_ date: Date) -> Int64 {
+        Int64((date.timeIntervalSince1970 * 1000).rounded())
+    }
+
+    static func json(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
+    }
+}

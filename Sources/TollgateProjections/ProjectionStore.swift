@@ -1,0 +1,197 @@
+public import Foundation
+public import GRDB
+public import Logging
+import Synchronization
+public import TollgateEvents
+public import TollgateLog
+
+/// The projector's database: opening it, and applying batches of log messages to it exactly once.
+///
+/// One process writes (the projector); any number read (the query API, the CLI, the dashboard) through
+/// WAL snapshots that never wait for the writer.
+public final class ProjectionStore: Sendable {
+    public let pool: DatabasePool
+    public let path: String
+    public let topicPrefix: String
+    let logger: Logger
+    /// Dimension strings already in `strings`, by value. Touched only inside write transactions, which
+    /// the pool serializes; emptied when a transaction fails, since its new ids were rolled back.
+    private let interned = Mutex<[String: Int64]>([:])
+
+    /// The topics the projector reads, with their prefix.
+    public var topics: [String] {
+        [UsageData.topic, BudgetDecisionData.topic, AlertData.topic, KeyCreatedData.topic].map { topicPrefix + $0 }
+    }
+
+    /// Opens (creating and migrating if needed) the database at `path`.
+    public static func open(path: String, topicPrefix: String = TopicCatalog.defaultPrefix,
+                            readonly: Bool = false,
+                            logger: Logger = Logger(label: "tollgate.projections")) throws -> ProjectionStore {
+        let url = URL(fileURLWithPath: path)
+        var config = GRDB.Configuration()
+        config.busyMode = .timeout(10)
+        config.maximumReaderCount = 8
+        config.label = "tollgate.projections"
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // 32 MiB of page cache per connection: the request indexes are written in random order.
+            try db.execute(sql: "PRAGMA cache_size = -32768")
+        }
+        let pool: DatabasePool
+        do {
+            if readonly {
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw ProjectionError.notFound(path)
+                }
+            } else {
+                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(),
+                                                        withIntermediateDirectories: true)
+            }
+            pool = try DatabasePool(path: path, configuration: config)
+            if !readonly {
+                try ProjectionSchema.migrator.migrate(pool)
+                try pool.write { db in
+                    try db.execute(sql: "INSERT OR IGNORE INTO meta (name, value) VALUES ('projector_group', ?)",
+                                   arguments: ["tollgate-projector-" + UUID().uuidString.lowercased()])
+                    try db.execute(sql: "INSERT OR IGNORE INTO meta (name, value) VALUES ('created_at', ?)",
+                                   arguments: [EventTime.format(Date())])
+                }
+            } else if try pool.read({ try ProjectionSchema.migrator.hasCompletedMigrations($0) }) == false {
+                throw ProjectionError.schemaBehind(path)
+            }
+        } catch let error as ProjectionError {
+            throw error
+        } catch {
+            throw ProjectionError.storage("cannot open the projections at \(path): \(error)")
+        }
+        return ProjectionStore(pool: pool, path: path, topicPrefix: topicPrefix, logger: logger)
+    }
+
+    private init(pool: DatabasePool, path: String, topicPrefix: String, logger: Logger) {
+        self.pool = pool
+        self.path = path
+        self.topicPrefix = topicPrefix
+        self.logger = logger
+    }
+
+    // MARK: Offsets and identity
+
+    /// The consumer group this database reads the log with. Each database has its own, so a rebuilt
+    /// database starts from the beginning of the log and two projectors never share partitions.
+    public func consumerGroup() throws -> String {
+        try pool.read { db in
+            try String.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'projector_group'")
+        } ?? "tollgate-projector"
+    }
+
+    /// Gives the database a fresh consumer group: used when the log's committed offsets for the old one
+    /// are ahead of what the database holds (a database restored from a backup), so nothing is skipped.
+    @discardableResult
+    public func renewConsumerGroup() throws -> String {
+        let group = "tollgate-projector-" + UUID().uuidString.lowercased()
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (name, value) VALUES ('projector_group', ?)",
+                           arguments: [group])
+        }
+        return group
+    }
+
+    /// The next offset to apply, per topic partition.
+    public func offsets() throws -> [TopicPartition: Int64] {
+        try pool.read { db in try Self.offsets(db) }
+    }
+
+    static func offsets(_ db: Database) throws -> [TopicPartition: Int64] {
+        var offsets: [TopicPartition: Int64] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT topic, partition, next_offset FROM offsets") {
+            offsets[TopicPartition(topic: row[0], partition: row[1])] = row[2]
+        }
+        return offsets
+    }
+
+    // MARK: Applying
+
+    /// What one call of ``apply(_:)`` did.
+    public struct ApplyReport: Sendable, Hashable {
+        /// Messages applied (each changed the projections, or was a duplicate by content).
+        public var applied = 0
+        /// Messages at offsets the database already holds: skipped.
+        public var alreadyApplied = 0
+        /// Usage events for a request the database already has (a re-published event): skipped.
+        public var duplicates = 0
+        /// Messages that could not be decoded: recorded in `rejected` with the reason.
+        public var rejected = 0
+        /// Messages from topics the projector does not read.
+        public var ignored = 0
+        public var byTopic: [String: Int] = [:]
+
+        public init() {}
+    }
+
+    /// Applies a batch of messages and the offsets after them in one transaction: either all of it
+    /// lands or none does. Messages below the stored offset of their partition are skipped, so a batch
+    /// seen twice (a crash between this write and the log's commit) changes nothing.
+    @discardableResult
+    public func apply(_ messages: [ConsumedMessage]) throws -> ApplyReport {
+        do {
+            return try pool.write { db in
+                var stored = try Self.offsets(db)
+                var batch = ProjectionBatch(store: self, db: db)
+                var advanced = Set<TopicPartition>()
+                for message in messages {
+                    let position = message.topicPartition
+                    if message.offset < stored[position] ?? 0 {
+                        batch.report.alreadyApplied += 1
+                        continue
+                    }
+                    stored[position] = message.offset + 1
+                    advanced.insert(position)
+                    try batch.apply(message)
+                }
+                try batch.finish()
+                let statement = try db.cachedStatement(sql: """
+                    INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?)
+                    ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset
+                    """)
+                for position in advanced {
+                    try statement.execute(arguments: [position.topic, position.partition, stored[position] ?? 0])
+                }
+                return batch.report
+            }
+        } catch {
+            interned.withLock { $0.removeAll() }
+            throw error
+        }
+    }
+
+    /// The id of a dimension string, adding it when new. Call only inside a write transaction.
+    func intern(_ value: String, _ db: Database) throws -> Int64 {
+        if let id = interned.withLock({ $0[value] }) { return id }
+        let id: Int64
+        if let existing = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM strings WHERE value = ?"),
+                                             arguments: [value]) {
+            id = existing
+        } else {
+            try db.cachedStatement(sql: "INSERT INTO strings (value) VALUES (?)").execute(arguments: [value])
+            id = db.lastInsertedRowID
+        }
+        interned.withLock { $0[value] = id }
+        return id
+    }
+}
+
+public enum ProjectionError: Error, Sendable, Hashable, CustomStringConvertible {
+    case notFound(String)
+    case schemaBehind(String)
+    case storage(String)
+
+    public var description: String {
+        switch self {
+        case .notFound(let path):
+            "no projections database at \(path): start the projector (tollgate serve or tollgate projector) first"
+        case .schemaBehind(let path):
+            "the projections database at \(path) has an older schema: start the projector once to migrate it"
+        case .storage(let message): message
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import GRDB
+import Logging
+import Synchronization
+import Testing
+import TollgateEvents
+import TollgateLog
+@testable import TollgateProjections
+
+@Suite("Projector service on the embedded log: exactly once across crashes and restores")
+struct ProjectorServiceTests {
+    static var quiet: Logger {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    /// A log with `count` usage events on the usage topic.
+    static func log(_ directory: URL, count: Int) async throws -> (EmbeddedLog, [UsageEvent]) {
+        let log = try EmbeddedLog.open(directory: directory.appendingPathComponent("log").path, logger: quiet)
+        try await log.provision(TopicCatalog.all.map { topic in
+            TopicSpec(name: topic.fullName(prefix: TopicCatalog.defaultPrefix), partitions: topic.partitions,
+                      cleanupPolicy: topic.cleanupPolicy == .compact ? .compact : .delete)
+        })
+        let events = (0..<count).map { index in
+            Traffic.usage(index, team: ["search", "ads", "support", "ml"][index % 4], model: "gpt-4o",
+                          at: Traffic.base.addingTimeInterval(Double(index) * 60))
+        }
+        _ = try await log.produce(try events.map { event in
+            OutgoingMessage(topic: "tollgate.usage", key: event.data.messageKey, value: try EventCoding.encode(event))
+        })
+        return (log, events)
+    }
+
+    static func replay(_ log: EmbeddedLog, _ store: ProjectionStore) async throws -> ProjectionStore.ApplyReport {
+        var configuration = ProjectorService.Configuration()
+        configuration.stopWhenCaughtUp = true
+        let total = Mutex(ProjectionStore.ApplyReport())
+        try await ProjectorService(log: log, store: store, configuration: configuration, logger: quiet,
+                                   onBatch: { progress in
+                                       total.withLock {
+                                           $0.applied += progress.report.applied
+                                           $0.alreadyApplied += progress.report.alreadyApplied
+                                       }
+                                   }).run()
+        return total.withLock { $0 }
+    }
+
+    static func totals(_ store: ProjectionStore) throws -> Expected {
+        Expected(try store.usage(UsageQuery(from: Traffic.base.addingTimeInterval(-86_400),
+                                            to: Traffic.base.addingTimeInterval(30 * 86_400))).totals)
+    }
+
+    @Test("the projector applies the log once; a crash between write and commit re-reads but changes nothing")
+    func crashBetweenWriteAndCommit() async throws {
+        let directory = try temporaryDirectory()
+        let (log, events) = try await Self.log(directory, count: 600)
+        defer { log.close() }
+        let store = try openStore(directory)
+        // The "crashed" projector: it read a batch with the database's group and wrote it, then died
+        // before committing the offsets to the log.
+        let consumer = try await log.makeConsumer(ConsumerConfiguration(group: try store.consumerGroup()))
+        try await consumer.subscribe(store.topics)
+        var batch: [ConsumedMessage] = []
+        while batch.count < 250 {
+            batch += try await consumer.poll(maxMessages: 250 - batch.count, timeout: .seconds(1))
+        }
+        try await consumer.close()
+        try store.apply(batch)
+        #expect(try store.status().requests == 250)
+
+        let report = try await Self.replay(log, store)
+        #expect(report.alreadyApplied == 250)
+        #expect(report.applied == 350)
+        #expect(try Self.totals(store) == Expected(events))
+
+        // Restarted again: nothing new, nothing counted twice.
+        _ = try await log.produce(try events.prefix(10).map { event in  // and the cost service re-published 10
+            OutgoingMessage(topic: "tollgate.usage", key: event.data.messageKey, value: try EventCoding.encode(event))
+        })
+        let again = try await Self.replay(log, store)
+        #expect(again.applied == 0)
+        #expect(try Self.totals(store) == Expected(events))
+    }
+
+    @Test("a database restored from an older backup reads again what it lacks")
+    func restoredBackup() async throws {
+        let directory = try temporaryDirectory()
+        let (log, events) = try await Self.log(directory, count: 300)
+        defer { log.close() }
+        let backupPath = directory.appendingPathComponent("backup.sqlite").path
+        let backup = try ProjectionStore.open(path: backupPath, logger: Self.quiet)
+        let live = try openStore(directory)
+        // The live database shares the backup's identity (it was copied from it before any traffic).
+        let group = try backup.consumerGroup()
+        try await live.pool.write { try $0.execute(sql: "UPDATE meta SET value = ? WHERE name = 'projector_group'", arguments: [group]) }
+        _ = try await Self.replay(log, live)
+        #expect(try Self.totals(live) == Expected(events))
+        // Now the live database is lost and the (empty) backup comes back: the log's offsets for the group
+        // are ahead of it.
+        let report = try await Self.replay(log, backup)
+        #expect(try backup.consumerGroup() != group)
+        #expect(report.applied == 300)
+        #expect(try Self.totals(backup) == Expected(events))
+    }
+}
