@@ -8,7 +8,7 @@ public import TollgatePricing
 /// them (priced by the real catalog), spread evenly over a period, deterministic for a given seed.
 ///
 /// The shape resembles a company's use: 12 teams with 3 projects each and 2 keys per project, a thousand
-/// customers of very unequal size (a fifth of calls carry none), a `feature` tag on most calls and an
+/// customers of very unequal size, each served mostly by one team's project (a fifth of calls carry none), a `feature` tag on most calls and an
 /// `env` tag on all, a dozen models of the three providers with their real prices, 2 % provider errors, 1 %
 /// budget refusals, a stream in four calls.
 public struct UsageGenerator: Sendable {
@@ -50,13 +50,19 @@ public struct UsageGenerator: Sendable {
         let slot = span / Double(max(requests, 1))
         let seconds = start.timeIntervalSince1970 + slot * Double(index) + slot * 0.9 * random.unit()
         let receivedAt = Date(timeIntervalSince1970: (seconds * 1000).rounded(.down) / 1000)
-        let teamIndex = random.weighted(Self.teams.count, skew: 1.6)
+        // A customer is served by one team's product, mostly through one of its projects.
+        let customerIndex: Int? = random.unit() < 0.2 ? nil : random.weighted(1000, skew: 3)
+        var teamIndex = random.weighted(Self.teams.count, skew: 1.6)
+        var projectIndex = random.below(3)
+        if let customerIndex, random.unit() < 0.9 {
+            teamIndex = (customerIndex * 7) % Self.teams.count
+            projectIndex = random.unit() < 0.8 ? customerIndex % 3 : random.below(3)
+        }
         let team = Self.teams[teamIndex]
-        let projectIndex = random.below(3)
         let project = team + ["-api", "-batch", "-eval"][projectIndex]
         let keyID = "key_" + String(format: "%02d%d%d", teamIndex, projectIndex, random.below(2))
             + "0000000000000000"
-        let customer: String? = random.unit() < 0.2 ? nil : String(format: "cust-%04d", random.weighted(1000, skew: 3))
+        let customer = customerIndex.map { String(format: "cust-%04d", $0) }
         var tags = ["env": random.unit() < 0.9 ? "prod" : "staging"]
         if random.unit() < 0.7 { tags["feature"] = Self.features[random.weighted(Self.features.count, skew: 1.3)] }
         var pick = random.below(Self.models.reduce(0) { $0 + $1.2 })

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import TollgateEvents
 import TollgateLog
 
@@ -41,7 +42,15 @@ struct Measures {
     }
 }
 
-/// One rollup row's identity: table, time bucket and dimension ids.
+/// One rollup row's identity while a batch is applied: table, time bucket and up to six dimension ids
+/// (unused ones 0), without an array to allocate and hash per row.
+struct CellKey: Hashable {
+    var table: Int
+    var bucket: Int64
+    var d0: Int64 = 0, d1: Int64 = 0, d2: Int64 = 0, d3: Int64 = 0, d4: Int64 = 0, d5: Int64 = 0
+}
+
+/// A group's identity in a query's answer: bucket and dimension ids.
 struct RollupKey: Hashable {
     var table: Int
     var bucket: Int64
@@ -58,7 +67,7 @@ struct ProjectionBatch {
     let store: ProjectionStore
     let db: Database
     var report = ProjectionStore.ApplyReport()
-    var rollups: [RollupKey: Measures] = [:]
+    var rollups: [CellKey: Measures] = [:]
     let decoder = EventCoding.makeDecoder()
 
     init(store: ProjectionStore, db: Database) {
@@ -135,21 +144,10 @@ struct ProjectionBatch {
         let endpoint = try store.intern(response.endpoint, db)
         let downgradedFrom = try response.routing?.downgradedFrom.map { try store.intern($0, db) }
         let catalog = try store.intern(usage.catalogVersion, db)
-        let tags = response.tags.isEmpty ? nil : Self.json(response.tags)
+        let tags = response.tags.isEmpty ? nil : Self.tagsJSON(response.tags)
         let tokens = response.usage
         let cost = usage.costNanoUSD
-        let arguments: StatementArguments = [
-            response.requestID, atMs, keyID, team, project, customer, tags, provider, endpoint, requested, served,
-            downgradedFrom, response.stream, response.status, response.outcome.rawValue, response.errorType,
-            response.serviceTier, response.usageSource.rawValue, usage.priced, usage.unpricedReason, catalog,
-            tokens.inputTokens, tokens.cachedInputReadTokens, tokens.cacheWrite5mTokens, tokens.cacheWrite1hTokens,
-            tokens.outputTokens, tokens.reasoningTokens, tokens.audioInputTokens, tokens.audioOutputTokens,
-            cost.total.nanoUSD, cost.input.nanoUSD, cost.cachedInputRead.nanoUSD, cost.cacheWrite5m.nanoUSD,
-            cost.cacheWrite1h.nanoUSD, cost.output.nanoUSD, cost.reasoning.nanoUSD, cost.audioInput.nanoUSD,
-            cost.audioOutput.nanoUSD, response.timings.durationMs, response.timings.firstByteMs,
-            response.timings.upstreamMs,
-        ]
-        try db.cachedStatement(sql: """
+        let insert = try db.cachedStatement(sql: """
             INSERT OR IGNORE INTO requests (
                 request_id, at_ms, key_id, team, project, customer, tags, provider, endpoint, requested_model,
                 served_model, downgraded_from, stream, status, outcome, error_type, service_tier, usage_source,
@@ -161,7 +159,29 @@ struct ProjectionBatch {
                 duration_ms, first_byte_ms, upstream_ms
             ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
                       ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: arguments)
+            """)
+        var bind = RawBinder(insert)
+        bind.text(response.requestID)
+        for value in [atMs, keyID, team, project, customer] { bind.int(value) }
+        bind.text(tags)
+        for value in [provider, endpoint, requested, served] { bind.int(value) }
+        bind.int(downgradedFrom)
+        bind.int(response.stream ? 1 : 0)
+        bind.int(Int64(response.status))
+        bind.text(response.outcome.rawValue)
+        bind.text(response.errorType)
+        bind.text(response.serviceTier)
+        bind.text(response.usageSource.rawValue)
+        bind.int(usage.priced ? 1 : 0)
+        bind.text(usage.unpricedReason)
+        bind.int(catalog)
+        for tokenClass in TokenClass.allCases { bind.int(tokens[tokenClass]) }
+        bind.int(cost.total.nanoUSD)
+        for tokenClass in TokenClass.allCases { bind.int(cost[tokenClass].nanoUSD) }
+        bind.int(response.timings.durationMs)
+        bind.int(response.timings.firstByteMs)
+        bind.int(response.timings.upstreamMs)
+        try bind.run(db)
         guard db.changesCount > 0 else { return false }
 
         let measures = Measures(usage)
@@ -173,18 +193,17 @@ struct ProjectionBatch {
             let bucket = ProjectionStore.floorDiv(atMs, table.grain.milliseconds)
             switch table.cube {
             case .main:
-                rollups[RollupKey(table: index, bucket: bucket,
-                                  dimensions: [keyID, team, project, provider, requested, served]),
-                        default: Measures()].add(measures)
+                rollups[CellKey(table: index, bucket: bucket, d0: keyID, d1: team, d2: project, d3: provider,
+                                d4: requested, d5: served), default: Measures()].add(measures)
             case .team:
-                rollups[RollupKey(table: index, bucket: bucket, dimensions: [team, project, provider, served]),
+                rollups[CellKey(table: index, bucket: bucket, d0: team, d1: project, d2: provider, d3: served),
                         default: Measures()].add(measures)
             case .customer:
-                rollups[RollupKey(table: index, bucket: bucket, dimensions: [customer, team, project]),
+                rollups[CellKey(table: index, bucket: bucket, d0: customer, d1: team, d2: project),
                         default: Measures()].add(measures)
             case .tag:
                 for (name, value) in tagIDs {
-                    rollups[RollupKey(table: index, bucket: bucket, dimensions: [name, value, team, project]),
+                    rollups[CellKey(table: index, bucket: bucket, d0: name, d1: value, d2: team, d3: project),
                             default: Measures()].add(measures)
                 }
             }
@@ -208,15 +227,14 @@ struct ProjectionBatch {
                 ON CONFLICT (\((["bucket"] + dims).joined(separator: ", "))) DO UPDATE SET \(updates.joined(separator: ", "))
                 """))
         }
-        var values: [(any DatabaseValueConvertible)?] = []
         for (key, measures) in rollups {
-            values.removeAll(keepingCapacity: true)
-            values.append(key.bucket)
-            for dimension in key.dimensions { values.append(dimension) }
-            for sum in measures.sums { values.append(sum) }
-            values.append(measures.durationMax)
-            statements[key.table].setUncheckedArguments(StatementArguments(values))
-            try statements[key.table].execute()
+            var bind = RawBinder(statements[key.table])
+            bind.int(key.bucket)
+            let dimensions = [key.d0, key.d1, key.d2, key.d3, key.d4, key.d5]
+            for index in 0..<Self.tables[key.table].cube.dimensionColumns.count { bind.int(dimensions[index]) }
+            for sum in measures.sums { bind.int(sum) }
+            bind.int(measures.durationMax)
+            try bind.run(db)
         }
         rollups.removeAll()
     }
@@ -328,9 +346,99 @@ struct ProjectionBatch {
         Int64((date.timeIntervalSince1970 * 1000).rounded())
     }
 
+    /// `tags` as a JSON object with sorted keys: what `json(_:)` writes, without an encoder per request.
+    static func tagsJSON(_ tags: [String: String]) -> String {
+        var text = "{"
+        for (index, (name, value)) in tags.sorted(by: { $0.key < $1.key }).enumerated() {
+            if index > 0 { text += "," }
+            appendJSONString(name, to: &text)
+            text += ":"
+            appendJSONString(value, to: &text)
+        }
+        return text + "}"
+    }
+
+    static func appendJSONString(_ value: String, to text: inout String) {
+        text += "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": text += "\\\""
+            case "\\": text += "\\\\"
+            case "\n": text += "\\n"
+            case "\r": text += "\\r"
+            case "\t": text += "\\t"
+            case _ where scalar.value < 0x20:
+                text += "\\u00" + String(scalar.value, radix: 16).leftPadded(to: 2)
+            default: text.unicodeScalars.append(scalar)
+            }
+        }
+        text += "\""
+    }
+
     static func json(_ value: some Encodable) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
+    }
+}
+
+/// Binds a cached statement's parameters in order and runs it with SQLite's own calls: the projector's
+/// hot path, where building GRDB `StatementArguments` (boxing every value) cost more than the writes.
+/// Only statements that are always bound in full this way go through it.
+struct RawBinder {
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+    let handle: OpaquePointer
+    let statement: Statement
+    var index: Int32 = 0
+
+    init(_ statement: Statement) {
+        self.statement = statement
+        handle = statement.sqliteStatement
+        sqlite3_reset(handle)
+    }
+
+    mutating func int(_ value: Int64) {
+        index += 1
+        sqlite3_bind_int64(handle, index, value)
+    }
+
+    mutating func int(_ value: Int64?) {
+        if let value { int(value) } else { null() }
+    }
+
+    mutating func text(_ value: String?) {
+        guard let value else { return null() }
+        index += 1
+        let position = index
+        var text = value
+        text.withUTF8 { bytes in
+            if let base = bytes.baseAddress, bytes.count > 0 {
+                _ = sqlite3_bind_text(handle, position, UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self),
+                                      Int32(bytes.count), Self.transient)
+            } else {
+                _ = sqlite3_bind_text(handle, position, "", 0, Self.transient)
+            }
+        }
+    }
+
+    mutating func null() {
+        index += 1
+        sqlite3_bind_null(handle, index)
+    }
+
+    func run(_ db: Database) throws {
+        let code = sqlite3_step(handle)
+        guard code == SQLITE_DONE else {
+            let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
+            sqlite3_reset(handle)
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: statement.sql)
+        }
+        sqlite3_reset(handle)
+    }
+}
+
+extension String {
+    func leftPadded(to length: Int) -> String {
+        count >= length ? self : String(repeating: "0", count: length - count) + self
     }
 }

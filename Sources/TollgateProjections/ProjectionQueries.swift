@@ -246,7 +246,10 @@ extension ProjectionStore {
 
     public func requests(_ query: RequestsQuery) throws -> [RequestRecord] {
         try pool.read { db in
-            var conditions = ["at_ms >= ?", "at_ms < ?"]
+            // Most expensive over a day or more: walk the cost index from the top (the range then filters
+            // few rows out); over less, read the range by time and sort it.
+            let byCostIndex = query.order == .cost && query.to.timeIntervalSince(query.from) >= 86_400
+            var conditions = byCostIndex ? ["+at_ms >= ?", "+at_ms < ?"] : ["at_ms >= ?", "at_ms < ?"]
             var arguments: [any DatabaseValueConvertible] = [ProjectionBatch.milliseconds(query.from),
                                                              ProjectionBatch.milliseconds(query.to)]
             for (dimension, value) in query.filter.values.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {

@@ -335,6 +335,19 @@ struct ProjectionStoreTests {
         }
     }
 
+    @Test("tags are stored as JSON that reads back to the same tags, whatever characters they hold")
+    func tagsJSON() throws {
+        let samples: [[String: String]] = [
+            ["feature": "chat"], ["a\"b": "c\\d", "new\nline": "tab\t", "ctl": "\u{1}\u{1F}x", "é": "日本/語 🚀"],
+            ["": ""], ["b": "2", "a": "1", "c": "3"],
+        ]
+        for tags in samples {
+            let text = ProjectionBatch.tagsJSON(tags)
+            #expect(try JSONDecoder().decode([String: String].self, from: Data(text.utf8)) == tags, "\(text)")
+        }
+        #expect(ProjectionBatch.tagsJSON(["b": "2", "a": "1"]) == #"{"a":"1","b":"2"}"#)
+    }
+
     @Test("calendar arithmetic of week and month buckets matches Foundation's")
     func calendar() {
         var calendar = Calendar(identifier: .gregorian)
