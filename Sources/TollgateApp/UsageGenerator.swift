@@ -108,7 +108,7 @@ public struct UsageGenerator: Sendable {
         return ConsumedMessage(
             topic: topicPrefix + UsageData.topic, partition: Self.partition(event.data.response.team),
             offset: Int64(index), timestampMilliseconds: Int64(event.time.timeIntervalSince1970 * 1000),
-            key: Data(event.data.response.team.utf8), value: try EventCoding.encode(event), headers: [])
+            key: Data(event.data.response.team.utf8), value: EventCoding.encodeCanonical(event), headers: [])
     }
 
     static func partition(_ team: String) -> Int {

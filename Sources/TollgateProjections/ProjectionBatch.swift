@@ -68,50 +68,94 @@ struct ProjectionBatch {
     let db: Database
     var report = ProjectionStore.ApplyReport()
     var rollups: [CellKey: Measures] = [:]
-    let decoder = EventCoding.makeDecoder()
 
-    init(store: ProjectionStore, db: Database) {
+    init(store: ProjectionStore, db: Database, expected: Int) {
         self.store = store
         self.db = db
+        rollups.reserveCapacity(expected * 4)
     }
 
-    private func topicName(_ message: ConsumedMessage) -> String? {
-        guard message.topic.hasPrefix(store.topicPrefix) else { return nil }
-        return String(message.topic.dropFirst(store.topicPrefix.count))
+
+    /// A message decoded ahead of the write transaction.
+    enum Decoded: Sendable {
+        case usage(UsageData)
+        case decision(BudgetDecisionData)
+        case alert(AlertData)
+        case control(AnyControlEvent)
+        case tombstone(String)
+        case ignored
+        case undecodable(String)
     }
 
-    mutating func apply(_ message: ConsumedMessage) throws {
-        guard let topic = topicName(message),
-              [UsageData.topic, BudgetDecisionData.topic, AlertData.topic, KeyCreatedData.topic].contains(topic)
-        else {
-            report.ignored += 1
-            return
+    /// Decodes one message (no database access: runs before the transaction, on any thread).
+    static func decode(_ message: ConsumedMessage, topicPrefix: String) -> Decoded {
+        guard message.topic.hasPrefix(topicPrefix) else { return .ignored }
+        let topic = String(message.topic.dropFirst(topicPrefix.count))
+        guard [UsageData.topic, BudgetDecisionData.topic, AlertData.topic, KeyCreatedData.topic].contains(topic) else {
+            return .ignored
         }
         // A tombstone on a compacted topic: nothing to project.
-        guard let value = message.value else {
-            report.applied += 1
-            return
-        }
+        guard let value = message.value else { return .tombstone(topic) }
         do {
             switch topic {
             case UsageData.topic:
-                let event = try EventCoding.decodeUsage(from: value)
-                if try applyUsage(event.data) { report.applied += 1 } else { report.duplicates += 1 }
+                return .usage(try EventCoding.decodeUsage(from: value).data)
             case BudgetDecisionData.topic:
-                try applyDecision(try decoder.decode(BudgetDecisionEvent.self, from: value).data)
-                report.applied += 1
+                return .decision(try EventCoding.makeDecoder().decode(BudgetDecisionEvent.self, from: value).data)
             case AlertData.topic:
-                try applyAlert(try decoder.decode(AlertEvent.self, from: value).data)
-                report.applied += 1
+                return .alert(try EventCoding.makeDecoder().decode(AlertEvent.self, from: value).data)
             default:
-                try applyControl(try AnyControlEvent.decode(from: value))
-                report.applied += 1
+                return .control(try AnyControlEvent.decode(from: value))
             }
+        } catch {
+            return .undecodable("does not decode: \(error)")
+        }
+    }
+
+    /// Decodes a batch, on every core when it is large.
+    static func decodeAll(_ messages: [ConsumedMessage], topicPrefix: String) -> [Decoded] {
+        let workers = min(ProcessInfo.processInfo.activeProcessorCount, max(1, messages.count / 500))
+        guard workers > 1 else { return messages.map { decode($0, topicPrefix: topicPrefix) } }
+        let results = UnsafeMutableBufferPointer<Decoded>.allocate(capacity: messages.count)
+        results.initialize(repeating: .ignored)
+        let chunk = (messages.count + workers - 1) / workers
+        nonisolated(unsafe) let output = results
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            // Each worker writes only its own slice.
+            for index in (worker * chunk)..<min(messages.count, (worker + 1) * chunk) {
+                output[index] = decode(messages[index], topicPrefix: topicPrefix)
+            }
+        }
+        let decoded = Array(results)
+        results.deinitialize()
+        results.deallocate()
+        return decoded
+    }
+
+    mutating func apply(_ message: ConsumedMessage, _ decoded: Decoded) throws {
+        switch decoded {
+        case .ignored:
+            report.ignored += 1
+        case .tombstone(let topic):
+            report.applied += 1
             report.byTopic[topic, default: 0] += 1
-        } catch let error as DecodingError {
-            try reject(message, reason: "does not decode: \(error)")
-        } catch let error as EventDecodingError {
-            try reject(message, reason: "does not decode: \(error)")
+        case .undecodable(let reason):
+            try reject(message, reason: reason)
+        case .usage(let usage):
+            if try applyUsage(usage) { report.applied += 1 } else { report.duplicates += 1 }
+            report.byTopic[UsageData.topic, default: 0] += 1
+        case .decision(let decision):
+            try applyDecision(decision)
+            report.applied += 1
+            report.byTopic[BudgetDecisionData.topic, default: 0] += 1
+        case .alert(let alert):
+            try applyAlert(alert)
+            report.applied += 1
+            report.byTopic[AlertData.topic, default: 0] += 1
+        case .control(let event):
+            try applyControl(event)
+            report.applied += 1
+            report.byTopic[KeyCreatedData.topic, default: 0] += 1
         }
     }
 
