@@ -304,7 +304,7 @@ let package = Package(
         // Tests that run the `tollgate` binary as separate processes (serve, crash recovery).
         .testTarget(
             name: "TollgateEndToEndTests",
-            dependencies: ["tollgate", "TollgateApp", "TollgateLog", "TollgateEvents"],
+            dependencies: ["tollgate", "TollgateApp", "TollgateLog", "TollgateEvents", "TollgateProjections"],
             swiftSettings: strict
         ),
     ]
