@@ -32,7 +32,8 @@ public enum Dashboard {
                 return loginResponse(status: .unauthorized, error: presented == nil ? nil
                                      : "That key is not valid here (or no longer). Sign in again.")
             }
-            return dashboardResponse(query: request.uri.query, store: store, principal: principal, now: now())
+            let query = request.uri.query
+            return await offEventLoop { dashboardResponse(query: query, store: store, principal: principal, now: now()) }
         }
         router.post("/dashboard/login") { request, _ -> Response in
             let body: ByteBuffer

@@ -39,12 +39,12 @@ public enum QueryAPI {
     ) {
         let api = router.group("/api")
         api.get("/usage") { request, context in
-            respond(request, context, authenticator, route: "usage") { parameters in
+            await respond(request, context, authenticator, route: "usage") { parameters in
                 try encode(store.usage(try QueryParameters.usage(parameters, now: now())))
             }
         }
         api.get("/requests") { request, context in
-            respond(request, context, authenticator, route: "requests") { parameters in
+            await respond(request, context, authenticator, route: "requests") { parameters in
                 let query = try QueryParameters.requests(parameters, now: now())
                 let page = RequestsPage(from: query.from, to: query.to, order: query.order, limit: query.limit,
                                         filter: filterNames(query.filter), requests: try store.requests(query))
@@ -53,7 +53,7 @@ public enum QueryAPI {
         }
         api.get("/requests/{id}") { request, context in
             let id = context.parameters.get("id") ?? ""
-            return respond(request, context, authenticator, route: "request") { parameters in
+            return await respond(request, context, authenticator, route: "request") { parameters in
                 try QueryParameters.known(parameters, [])
                 guard let record = try store.request(id: id) else {
                     throw NotFound(message: "No request with id '\(id)' in the projections.")
@@ -62,33 +62,33 @@ public enum QueryAPI {
             }
         }
         api.get("/budgets") { request, context in
-            respond(request, context, authenticator, route: "budgets") { parameters in
+            await respond(request, context, authenticator, route: "budgets") { parameters in
                 try QueryParameters.known(parameters, [])
                 return try encode(BudgetsPage(budgets: try store.budgets()))
             }
         }
         api.get("/alerts") { request, context in
-            respond(request, context, authenticator, route: "alerts") { parameters in
+            await respond(request, context, authenticator, route: "alerts") { parameters in
                 let (since, limit) = try alertParameters(parameters, now: now())
                 return try encode(AlertsPage(since: since, limit: limit,
                                              alerts: try store.alerts(since: since, limit: limit)))
             }
         }
         api.get("/keys") { request, context in
-            respond(request, context, authenticator, route: "keys") { parameters in
+            await respond(request, context, authenticator, route: "keys") { parameters in
                 try QueryParameters.known(parameters, [])
                 return try encode(KeysPage(keys: try store.keys(now: now())))
             }
         }
         api.get("/status") { request, context in
-            respond(request, context, authenticator, route: "status") { parameters in
+            await respond(request, context, authenticator, route: "status") { parameters in
                 try QueryParameters.known(parameters, [])
                 return try encode(try store.status())
             }
         }
         // Anything else under /api/ is a JSON 404 rather than the router's empty one.
         api.get("/**") { request, context in
-            respond(request, context, authenticator, route: "unknown") { _ in
+            await respond(request, context, authenticator, route: "unknown") { _ in
                 throw NotFound(message: "No route \(request.uri.path); see schemas/query-api.openapi.json.")
             }
         }
@@ -136,6 +136,14 @@ public enum QueryAPI {
     /// Authenticates, reads the parameters and runs `body`; maps every failure to its status in one place.
     static func respond(
         _ request: Request, _ context: some RequestContext, _ authenticator: QueryAuthenticator, route: String,
+        _ body: @escaping @Sendable ([String: String]) throws -> Data
+    ) async -> Response {
+        let logger = context.logger
+        return await offEventLoop { respondNow(request, logger, authenticator, route: route, body) }
+    }
+
+    static func respondNow(
+        _ request: Request, _ logger: Logger, _ authenticator: QueryAuthenticator, route: String,
         _ body: ([String: String]) throws -> Data
     ) -> Response {
         guard authenticator.authenticate(request) != nil else {
@@ -151,7 +159,7 @@ public enum QueryAPI {
         } catch let error as NotFound {
             return failure(.notFound, ErrorBody(type: "not_found", message: error.message))
         } catch {
-            context.logger.error("query API: read failed", metadata: [
+            logger.error("query API: read failed", metadata: [
                 "tollgate.route": "\(route)", "tollgate.error": "\(error)",
             ])
             return failure(.internalServerError, ErrorBody(
