@@ -93,6 +93,8 @@ public enum ProjectionBenchmark {
 
     /// Serves the database on a loopback port and times the queries.
     public static func queries(path: String, iterations: Int, logger: Logger) async throws -> [QueryLatency] {
+        // Opened for writing once, so that a reused database from an older build is migrated first.
+        _ = try ProjectionStore.open(path: path, topicPrefix: UsageGenerator.seedPrefix, logger: logger)
         let store = try ProjectionStore.open(path: path, topicPrefix: UsageGenerator.seedPrefix, readonly: true,
                                              logger: logger)
         let key = "bench-admin-key"

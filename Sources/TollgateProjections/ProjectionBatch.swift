@@ -245,6 +245,8 @@ struct ProjectionBatch {
             case .customer:
                 rollups[CellKey(table: index, bucket: bucket, d0: customer, d1: team, d2: project),
                         default: Measures()].add(measures)
+            case .customerTotal:
+                rollups[CellKey(table: index, bucket: bucket, d0: customer), default: Measures()].add(measures)
             case .tag:
                 for (name, value) in tagIDs {
                     rollups[CellKey(table: index, bucket: bucket, d0: name, d1: value, d2: team, d3: project),
@@ -468,6 +470,21 @@ struct RawBinder {
     mutating func null() {
         index += 1
         sqlite3_bind_null(handle, index)
+    }
+
+    /// Steps through a query's rows, handing the statement to `body` for each (read it with
+    /// `sqlite3_column_*`).
+    func rows(_ db: Database, _ body: (OpaquePointer) throws -> Void) throws {
+        defer { sqlite3_reset(handle) }
+        while true {
+            let code = sqlite3_step(handle)
+            if code == SQLITE_DONE { return }
+            guard code == SQLITE_ROW else {
+                throw DatabaseError(resultCode: ResultCode(rawValue: code),
+                                    message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: statement.sql)
+            }
+            try body(handle)
+        }
     }
 
     func run(_ db: Database) throws {

@@ -348,6 +348,35 @@ struct ProjectionStoreTests {
         #expect(ProjectionBatch.tagsJSON(["b": "2", "a": "1"]) == #"{"a":"1","b":"2"}"#)
     }
 
+    @Test("migration v2 fills the per-customer rollups from the customer, team and project ones")
+    func migrationV2() throws {
+        let path = try temporaryDirectory().appendingPathComponent("old.sqlite").path
+        let queue = try DatabaseQueue(path: path)
+        try ProjectionSchema.migrator.migrate(queue, upTo: "v1")
+        let columns = ProjectionSchema.measureColumns + ProjectionSchema.maxColumns
+        try queue.write { db in
+            for (bucket, customer, team, project, cost) in [(10, 1, 2, 3, 100), (10, 1, 2, 4, 50), (10, 5, 2, 3, 7),
+                                                             (11, 1, 6, 3, 1)] as [(Int64, Int64, Int64, Int64, Int64)] {
+                var values = columns.map { _ in Int64(1) }
+                values[ProjectionSchema.measureColumns.firstIndex(of: "cost_total")!] = cost
+                values[values.count - 1] = cost * 2  // duration_ms_max
+                try db.execute(sql: """
+                    INSERT INTO rollup_customer_hour (bucket, customer, team, project, \(columns.joined(separator: ", ")))
+                    VALUES (?, ?, ?, ?, \(columns.map { _ in "?" }.joined(separator: ", ")))
+                    """, arguments: StatementArguments([bucket, customer, team, project] + values))
+            }
+        }
+        try queue.close()
+        let store = try ProjectionStore.open(path: path)
+        let rows = try store.pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT bucket, customer, requests, cost_total, duration_ms_max FROM rollup_customer_total_hour
+                ORDER BY bucket, customer
+                """).map { [$0[0], $0[1], $0[2], $0[3], $0[4]] as [Int64] }
+        }
+        #expect(rows == [[10, 1, 2, 150, 200], [10, 5, 1, 7, 14], [11, 1, 1, 1, 2]])
+    }
+
     @Test("calendar arithmetic of week and month buckets matches Foundation's")
     func calendar() {
         var calendar = Calendar(identifier: .gregorian)
