@@ -67,7 +67,7 @@ public enum ProjectionBenchmark {
         // The next batch is generated on another thread while the current one is applied, so the run takes
         // about as long as the slower of the two; only the time inside apply() is counted.
         var spent: UInt64 = 0
-        let batchSize = 5_000
+        let batchSize = ProjectorService.Configuration().batchSize
         let batches = (requests + batchSize - 1) / batchSize
         @Sendable func generate(_ number: Int) throws -> [ConsumedMessage] {
             try (number * batchSize..<min(requests, (number + 1) * batchSize)).map { try generator.message($0) }

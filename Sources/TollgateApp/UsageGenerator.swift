@@ -85,7 +85,9 @@ public struct UsageGenerator: Sendable {
             if model.0 == .anthropic && random.unit() < 0.1 { usage.cacheWrite5mTokens = random.logUniform(500, 6_000) }
         }
         let duration = outcome == .blocked ? Int64(1) : random.logUniform(250, 9_000)
-        let requestID = String(format: "req_%016llx%08x", random.next(), UInt32(truncatingIfNeeded: index))
+        // Request ids as the ingress makes them: a ULID (48-bit milliseconds, then 80 random bits, Crockford
+        // base 32), so they sort by time as real ones do.
+        let requestID = Self.ulid(milliseconds: UInt64(receivedAt.timeIntervalSince1970 * 1000), random: &random)
         let response = ResponseData(
             requestID: requestID, keyID: keyID, team: team, project: project, customer: customer, tags: tags,
             provider: model.0, endpoint: model.0 == .openai ? "/v1/chat/completions"
@@ -109,6 +111,24 @@ public struct UsageGenerator: Sendable {
             topic: topicPrefix + UsageData.topic, partition: Self.partition(event.data.response.team),
             offset: Int64(index), timestampMilliseconds: Int64(event.time.timeIntervalSince1970 * 1000),
             key: Data(event.data.response.team.utf8), value: EventCoding.encodeCanonical(event), headers: [])
+    }
+
+    static let crockford = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
+
+    static func ulid(milliseconds: UInt64, random: inout SplitMix64) -> String {
+        var characters = [UInt8](repeating: 0, count: 26)
+        var time = milliseconds
+        for index in stride(from: 9, through: 0, by: -1) {
+            characters[index] = crockford[Int(time & 31)]
+            time >>= 5
+        }
+        var bits = random.next()
+        for index in 10..<26 {
+            if index == 22 { bits = random.next() }
+            characters[index] = crockford[Int(bits & 31)]
+            bits >>= 5
+        }
+        return "req_" + String(decoding: characters, as: UTF8.self)
     }
 
     static func partition(_ team: String) -> Int {

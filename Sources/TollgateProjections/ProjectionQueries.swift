@@ -253,12 +253,10 @@ extension ProjectionStore {
 
     public func requests(_ query: RequestsQuery) throws -> [RequestRecord] {
         try pool.read { db in
-            // Most expensive over a day or more: walk the cost index from the top (the range then filters
-            // few rows out); over less, read the range by time and sort it.
-            let byCostIndex = query.order == .cost && query.to.timeIntervalSince(query.from) >= 86_400
-            var conditions = byCostIndex ? ["+at_ms >= ?", "+at_ms < ?"] : ["at_ms >= ?", "at_ms < ?"]
-            var arguments: [any DatabaseValueConvertible] = [ProjectionBatch.milliseconds(query.from),
-                                                             ProjectionBatch.milliseconds(query.to)]
+            var conditions = ["at_ms >= ?", "at_ms < ?"]
+            let from = ProjectionBatch.milliseconds(query.from)
+            let to = ProjectionBatch.milliseconds(query.to)
+            var arguments: [any DatabaseValueConvertible] = []
             for (dimension, value) in query.filter.values.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
                 if dimension == .tag {
                     let (name, tagValue) = Self.splitTag(value)
@@ -270,6 +268,26 @@ extension ProjectionStore {
                     arguments.append(id)
                 }
             }
+            let dayMs = RollupGrain.day.milliseconds
+            let firstDay = Self.floorDiv(from, dayMs)
+            let lastDay = Self.floorDiv(to - 1, dayMs)
+            if query.order == .cost && lastDay - firstDay < 1_000 {
+                // The most expensive of each UTC day, from the (day, cost) index, then the most expensive of
+                // those: the overall top N is among each day's top N.
+                var rows: [Row] = []
+                for day in firstDay...lastDay {
+                    rows += try Row.fetchAll(db.cachedStatement(sql: """
+                        SELECT \(Self.requestColumns) FROM requests
+                        WHERE at_ms / \(dayMs) = ? AND \(conditions.joined(separator: " AND "))
+                        ORDER BY cost_total DESC, at_ms DESC LIMIT ?
+                        """), arguments: StatementArguments([day, from, to] + arguments + [query.limit]))
+                }
+                rows.sort { lhs, rhs in
+                    let (leftCost, rightCost) = (lhs[29] as Int64, rhs[29] as Int64)
+                    return leftCost != rightCost ? leftCost > rightCost : (lhs[1] as Int64) > (rhs[1] as Int64)
+                }
+                return try Self.records(Array(rows.prefix(query.limit)), db)
+            }
             let order = switch query.order {
             case .cost: "cost_total DESC, at_ms DESC"
             case .time: "at_ms DESC"
@@ -278,7 +296,7 @@ extension ProjectionStore {
             let rows = try Row.fetchAll(db, sql: """
                 SELECT \(Self.requestColumns) FROM requests WHERE \(conditions.joined(separator: " AND "))
                 ORDER BY \(order) LIMIT ?
-                """, arguments: StatementArguments(arguments + [query.limit]))
+                """, arguments: StatementArguments([from, to] + arguments + [query.limit]))
             return try Self.records(rows, db)
         }
     }

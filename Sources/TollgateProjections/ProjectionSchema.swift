@@ -164,6 +164,14 @@ enum ProjectionSchema {
                     """)
             }
         }
+        // v3: the most expensive requests by UTC day: (day, cost) entries are inserted where today's are, not
+        // all over an index of every request's cost, which made each batch rewrite pages across all of it.
+        migrator.registerMigration("v3") { db in
+            try db.execute(sql: """
+                DROP INDEX requests_cost;
+                CREATE INDEX requests_day_cost ON requests (at_ms / 86400000, cost_total, at_ms);
+                """)
+        }
         return migrator
     }
 

@@ -53,6 +53,9 @@ public final class ProjectionStore: Sendable {
             pool = try DatabasePool(path: path, configuration: config)
             if !readonly {
                 try ProjectionSchema.migrator.migrate(pool)
+                // The writer inserts into the request indexes in random order (request id, cost): give its
+                // connection a page cache large enough to keep them in memory.
+                try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA cache_size = -262144") }
                 try pool.write { db in
                     try db.execute(sql: "INSERT OR IGNORE INTO meta (name, value) VALUES ('projector_group', ?)",
                                    arguments: ["tollgate-projector-" + UUID().uuidString.lowercased()])

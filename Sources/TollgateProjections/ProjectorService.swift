@@ -14,7 +14,7 @@ public import TollgateLog
 /// a crash between the write and the log commit, a replay, or a duplicate changes nothing.
 public struct ProjectorService: Service {
     public struct Configuration: Sendable {
-        public var batchSize = 5_000
+        public var batchSize = 20_000
         public var pollTimeout: Duration = .milliseconds(100)
         public var lagInterval: Duration = .seconds(5)
         public var maxBackoff: Duration = .seconds(5)
