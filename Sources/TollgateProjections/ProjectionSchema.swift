@@ -8,10 +8,13 @@ import GRDB
 ///   the rows a batch changes, so a batch is applied exactly once whatever the log's own commit says.
 /// - `strings`: every dimension value (key id, team, project, customer, provider, model, tag name and
 ///   value) once, referred to by integer id from the other tables, which keeps rows and rollups small.
-/// - `requests`: one row per request (no bodies): attribution, outcome, tokens and cost by class, timings.
-/// - `rollup_{main,customer,tag}_{hour,day}`: sums by hour and by UTC day over every dimension combination
-///   seen. `main` carries key, team, project, provider, requested and served model; `customer` adds the
-///   customer; `tag` adds one tag (name and value), a request with two tags counting once under each.
+/// - `requests`: one row per request (no bodies): attribution, outcome, tokens and cost by class, timings;
+///   indexed by request id (ULIDs: in time order), by time, and by (UTC day, cost) for the most expensive.
+/// - `rollup_{main,team,customer,customer_total,tag}_{hour,day}`: sums by hour and by UTC day, one family
+///   per set of dimensions (``RollupCube``): `main` key, team, project, provider, requested and served
+///   model; `team` team, project, provider, served model; `customer` customer, team, project;
+///   `customer_total` customer; `tag` one tag (name and value), team, project, a request with two tags
+///   counting once under each.
 /// - `budgets`, `alerts`, `keys`: the newest state of each (keys without any secret or hash).
 /// - `rejected`: messages that could not be applied (undecodable), kept with the reason, never dropped
 ///   silently.
