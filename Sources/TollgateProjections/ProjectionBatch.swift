@@ -61,7 +61,7 @@ struct RollupKey: Hashable {
 /// accumulated in memory and written once at the end (one upsert per rollup row the batch touches).
 struct ProjectionBatch {
     static let tables: [(cube: RollupCube, grain: RollupGrain)] = RollupCube.allCases.flatMap { cube in
-        RollupGrain.allCases.map { (cube, $0) }
+        cube.grains.map { (cube, $0) }
     }
 
     let store: ProjectionStore

@@ -35,11 +35,12 @@ extension ProjectionStore {
             var groups: [RollupKey: Measures] = [:]
             if !empty {
                 let needed = Set(groupColumns + filters.map(\.0))
-                if let cube = [RollupCube.team, .customerTotal, .main, .customer, .tag].first(where: {
-                    needed.isSubset(of: $0.dimensionColumns)
+                let pieces = Self.pieces(query, fromHour: fromHour, toHour: toHour)
+                if let cube = [RollupCube.team, .customerTotal, .main, .customer, .tag].first(where: { cube in
+                    needed.isSubset(of: cube.dimensionColumns) && pieces.allSatisfy { cube.grains.contains($0.0) }
                 }) {
-                    try Self.sumRollups(cube, query: query, fromHour: fromHour, toHour: toHour,
-                                        groupColumns: groupColumns, filters: filters, into: &groups, db)
+                    try Self.sumRollups(cube, query: query, pieces: pieces, groupColumns: groupColumns,
+                                        filters: filters, into: &groups, db)
                 } else {
                     try Self.sumRequests(query: query, fromHour: fromHour, toHour: toHour,
                                          groupColumns: groupColumns, filters: filters, into: &groups, db)
@@ -85,9 +86,9 @@ extension ProjectionStore {
     /// Sums rollup rows into `groups`. Whole UTC days come from the day table, the hours at either end of
     /// the range from the hour table. Rows are summed here rather than by SQLite's GROUP BY, which sorts
     /// every row with all its columns and is several times slower for these wide rows.
-    static func sumRollups(_ cube: RollupCube, query: UsageQuery, fromHour: Int64, toHour: Int64,
-                           groupColumns: [String], filters: [(String, Int64)],
-                           into groups: inout [RollupKey: Measures], _ db: Database) throws {
+    /// The bucket ranges a query reads: whole UTC days from day rollups, the hours at either end (or every
+    /// hour, for hourly buckets) from hour rollups.
+    static func pieces(_ query: UsageQuery, fromHour: Int64, toHour: Int64) -> [(RollupGrain, Int64, Int64)] {
         var pieces: [(RollupGrain, Int64, Int64)] = []
         let firstDay = ceilDiv(fromHour, 24)
         let endDay = floorDiv(toHour, 24)
@@ -98,6 +99,12 @@ extension ProjectionStore {
         } else {
             pieces.append((.hour, fromHour, toHour))
         }
+        return pieces
+    }
+
+    static func sumRollups(_ cube: RollupCube, query: UsageQuery, pieces: [(RollupGrain, Int64, Int64)],
+                           groupColumns: [String], filters: [(String, Int64)],
+                           into groups: inout [RollupKey: Measures], _ db: Database) throws {
         let measures = (ProjectionSchema.measureColumns + ProjectionSchema.maxColumns).joined(separator: ", ")
         let selected = (["bucket"] + groupColumns).joined(separator: ", ")
         let conditions = (["bucket >= ?", "bucket < ?"] + filters.map { "\($0.0) = ?" }).joined(separator: " AND ")

@@ -10,10 +10,10 @@ import GRDB
 ///   value) once, referred to by integer id from the other tables, which keeps rows and rollups small.
 /// - `requests`: one row per request (no bodies): attribution, outcome, tokens and cost by class, timings;
 ///   indexed by request id (ULIDs: in time order), by time, and by (UTC day, cost) for the most expensive.
-/// - `rollup_{main,team,customer,customer_total,tag}_{hour,day}`: sums by hour and by UTC day, one family
+/// - `rollup_{main,team,customer,tag}_{hour,day}`, `rollup_customer_total_day`: sums by hour and by UTC day, one family
 ///   per set of dimensions (``RollupCube``): `main` key, team, project, provider, requested and served
 ///   model; `team` team, project, provider, served model; `customer` customer, team, project;
-///   `customer_total` customer; `tag` one tag (name and value), team, project, a request with two tags
+///   `customer_total` customer (by day only); `tag` one tag (name and value), team, project, a request with two tags
 ///   counting once under each.
 /// - `budgets`, `alerts`, `keys`: the newest state of each (keys without any secret or hash).
 /// - `rejected`: messages that could not be applied (undecodable), kept with the reason, never dropped
@@ -155,9 +155,9 @@ enum ProjectionSchema {
             }
         }
         // v2: spend by customer alone (the dashboard's question), in far fewer rows than per customer,
-        // team and project; filled from those.
+        // team and project; filled from those. By day only: hours come from the customer family.
         migrator.registerMigration("v2") { db in
-            for grain in RollupGrain.allCases {
+            for grain in RollupCube.customerTotal.grains {
                 try createRollup(.customerTotal, grain, db)
                 let sums = measureColumns.map { "SUM(\($0))" } + maxColumns.map { "MAX(\($0))" }
                 try db.execute(sql: """
@@ -221,6 +221,11 @@ enum RollupCube: String, Sendable, CaseIterable {
         case .tag: ["tag_name", "tag_value", "team", "project"]
         case .customerTotal: ["customer"]
         }
+    }
+
+    /// The grains the family is kept at.
+    var grains: [RollupGrain] {
+        self == .customerTotal ? [.day] : RollupGrain.allCases
     }
 
     func table(_ grain: RollupGrain) -> String { "rollup_\(rawValue)_\(grain.rawValue)" }

@@ -57,6 +57,15 @@ struct ProjectionStoreTests {
         let inRange = events.filter { $0.data.response.timings.receivedAt >= from && $0.data.response.timings.receivedAt < to }
         #expect(!inRange.isEmpty && inRange.count < events.count)
         #expect(Expected(result.totals) == Expected(inRange))
+        // By customer: whole days from the per-customer family, edge hours from the customer family.
+        let byCustomer = try store.usage(UsageQuery(from: from, to: to, groupBy: [.customer], granularity: granularity))
+        #expect(Expected(byCustomer.totals) == Expected(inRange))
+        if granularity == .total {
+            var expected: [String: Expected] = [:]
+            for event in inRange { expected[event.data.response.customer ?? "", default: Expected()].add(event) }
+            #expect(byCustomer.rows.count == expected.count)
+            for row in byCustomer.rows { #expect(Expected(row.figures) == expected[row.group["customer"] ?? "?"]) }
+        }
         if granularity == .day {
             var byDay: [Date: Expected] = [:]
             for event in inRange {
@@ -361,7 +370,7 @@ struct ProjectionStoreTests {
                 values[ProjectionSchema.measureColumns.firstIndex(of: "cost_total")!] = cost
                 values[values.count - 1] = cost * 2  // duration_ms_max
                 try db.execute(sql: """
-                    INSERT INTO rollup_customer_hour (bucket, customer, team, project, \(columns.joined(separator: ", ")))
+                    INSERT INTO rollup_customer_day (bucket, customer, team, project, \(columns.joined(separator: ", ")))
                     VALUES (?, ?, ?, ?, \(columns.map { _ in "?" }.joined(separator: ", ")))
                     """, arguments: StatementArguments([bucket, customer, team, project] + values))
             }
@@ -370,7 +379,7 @@ struct ProjectionStoreTests {
         let store = try ProjectionStore.open(path: path)
         let rows = try store.pool.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT bucket, customer, requests, cost_total, duration_ms_max FROM rollup_customer_total_hour
+                SELECT bucket, customer, requests, cost_total, duration_ms_max FROM rollup_customer_total_day
                 ORDER BY bucket, customer
                 """).map { [$0[0], $0[1], $0[2], $0[3], $0[4]] as [Int64] }
         }
