@@ -55,7 +55,11 @@ public final class ProjectionStore: Sendable {
                 try ProjectionSchema.migrator.migrate(pool)
                 // The writer inserts into the request indexes in random order (request id, cost): give its
                 // connection a page cache large enough to keep them in memory.
-                try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA cache_size = -262144") }
+                // Checkpoints run beside the writer (``Checkpointer``), not inside its commits.
+                try pool.writeWithoutTransaction { db in
+                    try db.execute(sql: "PRAGMA cache_size = -262144")
+                    try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
+                }
                 try pool.write { db in
                     try db.execute(sql: "INSERT OR IGNORE INTO meta (name, value) VALUES ('projector_group', ?)",
                                    arguments: ["tollgate-projector-" + UUID().uuidString.lowercased()])
@@ -70,15 +74,19 @@ public final class ProjectionStore: Sendable {
         } catch {
             throw ProjectionError.storage("cannot open the projections at \(path): \(error)")
         }
-        return ProjectionStore(pool: pool, path: path, topicPrefix: topicPrefix, logger: logger)
+        return ProjectionStore(pool: pool, path: path, topicPrefix: topicPrefix, logger: logger,
+                               checkpointer: readonly ? nil : try Checkpointer(path: path, logger: logger))
     }
 
-    private init(pool: DatabasePool, path: String, topicPrefix: String, logger: Logger) {
+    private init(pool: DatabasePool, path: String, topicPrefix: String, logger: Logger, checkpointer: Checkpointer?) {
         self.pool = pool
         self.path = path
         self.topicPrefix = topicPrefix
         self.logger = logger
+        self.checkpointer = checkpointer
     }
+
+    private let checkpointer: Checkpointer?
 
     // MARK: Offsets and identity
 
@@ -142,7 +150,7 @@ public final class ProjectionStore: Sendable {
         do {
             // Decoding needs no database: do it before taking the write lock, on every core.
             let decoded = ProjectionBatch.decodeAll(messages, topicPrefix: topicPrefix)
-            return try pool.write { db in
+            let report = try pool.write { db in
                 var stored = try Self.offsets(db)
                 var batch = ProjectionBatch(store: self, db: db, expected: messages.count)
                 var advanced = Set<TopicPartition>()
@@ -166,6 +174,8 @@ public final class ProjectionStore: Sendable {
                 }
                 return batch.report
             }
+            checkpointer?.afterWrite()
+            return report
         } catch {
             interned.withLock { $0.removeAll() }
             throw error
@@ -200,6 +210,44 @@ public enum ProjectionError: Error, Sendable, Hashable, CustomStringConvertible 
         case .schemaBehind(let path):
             "the projections database at \(path) has an older schema: start the projector once to migrate it"
         case .storage(let message): message
+        }
+    }
+}
+
+/// Copies the WAL back into the database on a connection and thread of its own (PASSIVE checkpoints never
+/// block the writer or readers) after writes, once the WAL is past `threshold` (SQLite's own automatic
+/// checkpoint size), one at a time; the projector's commits then never wait for a checkpoint and its
+/// fsync. What a checkpoint could not copy (pages a reader still needs) the next one copies.
+final class Checkpointer: Sendable {
+    static let threshold: Int64 = 4 << 20
+    private let walPath: String
+    private let connection: DatabaseQueue
+    private let queue = DispatchQueue(label: "tollgate.projections.checkpoint")
+    private let running = Mutex(false)
+    private let logger: Logger
+
+    init(path: String, logger: Logger) throws {
+        walPath = path + "-wal"
+        var configuration = GRDB.Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.label = "tollgate.projections.checkpoint"
+        connection = try DatabaseQueue(path: path, configuration: configuration)
+        self.logger = logger
+    }
+
+    func afterWrite() {
+        let size = (try? FileManager.default.attributesOfItem(atPath: walPath)[.size] as? Int64) ?? 0
+        guard size >= Self.threshold, running.withLock({ busy in
+            defer { busy = true }
+            return !busy
+        }) else { return }
+        queue.async { [self] in
+            do {
+                try connection.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
+            } catch {
+                logger.warning("projections checkpoint failed; the next write retries", metadata: ["db.error": "\(error)"])
+            }
+            running.withLock { $0 = false }
         }
     }
 }
