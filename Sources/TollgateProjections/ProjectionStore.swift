@@ -55,10 +55,11 @@ public final class ProjectionStore: Sendable {
                 try ProjectionSchema.migrator.migrate(pool)
                 // The writer inserts into the request indexes in random order (request id, cost): give its
                 // connection a page cache large enough to keep them in memory.
-                // Checkpoints run beside the writer (``Checkpointer``), not inside its commits.
+                // Checkpoints run beside the writer (``Checkpointer``), not inside its commits; only a WAL
+                // that grew past 256 MiB anyway (checkpoints falling behind) makes a commit checkpoint.
                 try pool.writeWithoutTransaction { db in
                     try db.execute(sql: "PRAGMA cache_size = -262144")
-                    try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
+                    try db.execute(sql: "PRAGMA wal_autocheckpoint = 65536")
                 }
                 try pool.write { db in
                     try db.execute(sql: "INSERT OR IGNORE INTO meta (name, value) VALUES ('projector_group', ?)",
