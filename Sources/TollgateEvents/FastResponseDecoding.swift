@@ -32,7 +32,22 @@ extension EventCoding {
     /// Decodes a `tollgate.response.v1` event: the same value as `decode(ResponseData.self, from:)`,
     /// several times faster.
     public static func decodeResponse(from data: Data) throws -> CloudEvent<ResponseData> {
-        let fast: CloudEvent<ResponseData>?? = try data.withUnsafeBytes { raw in
+        if let event = try fastDecode(data, { try $0.decodeResponseData() }) { return event }
+        return try decode(ResponseData.self, from: data)
+    }
+
+    /// Decodes a `tollgate.usage.v1` event: the same value as `decode(UsageData.self, from:)`, with the
+    /// same rules as ``decodeResponse(from:)`` (the projector decodes one per event).
+    public static func decodeUsage(from data: Data) throws -> CloudEvent<UsageData> {
+        if let event = try fastDecode(data, { try $0.decodeUsageData() }) { return event }
+        return try decode(UsageData.self, from: data)
+    }
+
+    /// The pull parser's event, or `nil` for input that is not a UTF-8 JSON object (for `JSONDecoder`).
+    private static func fastDecode<Payload: EventPayload>(
+        _ data: Data, _ readData: (inout ResponseJSONCursor) throws -> Payload
+    ) throws -> CloudEvent<Payload>? {
+        try data.withUnsafeBytes { raw -> CloudEvent<Payload>? in
             guard let base = raw.baseAddress, raw.count >= 2 else { return nil }
             let bytes = base.assumingMemoryBound(to: UInt8.self)
             // UTF-16 and UTF-32 (with or without a byte order mark) are JSONDecoder's to detect.
@@ -45,31 +60,8 @@ extension EventCoding {
             if raw.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { cursor.index = 3 }
             cursor.skipWhitespace()
             guard cursor.index < cursor.count, bytes[cursor.index] == UInt8(ascii: "{") else { return nil }
-            return try cursor.decodeEvent { try $0.decodeResponseData() }
+            return try cursor.decodeEvent(readData)
         }
-        if let fast, let event = fast { return event }
-        return try decode(ResponseData.self, from: data)
-    }
-
-    /// Decodes a `tollgate.usage.v1` event: the same value as `decode(UsageData.self, from:)`, with the
-    /// same rules as ``decodeResponse(from:)`` (the projector decodes one per event).
-    public static func decodeUsage(from data: Data) throws -> CloudEvent<UsageData> {
-        let fast: CloudEvent<UsageData>?? = try data.withUnsafeBytes { raw in
-            guard let base = raw.baseAddress, raw.count >= 2 else { return nil }
-            let bytes = base.assumingMemoryBound(to: UInt8.self)
-            if bytes[0] == 0 || bytes[1] == 0 || (bytes[0] == 0xFE && bytes[1] == 0xFF)
-                || (bytes[0] == 0xFF && bytes[1] == 0xFE)
-            {
-                return nil
-            }
-            var cursor = ResponseJSONCursor(bytes: bytes, count: raw.count)
-            if raw.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { cursor.index = 3 }
-            cursor.skipWhitespace()
-            guard cursor.index < cursor.count, bytes[cursor.index] == UInt8(ascii: "{") else { return nil }
-            return try cursor.decodeEvent { try $0.decodeUsageData() }
-        }
-        if let fast, let event = fast { return event }
-        return try decode(UsageData.self, from: data)
     }
 }
 

@@ -108,7 +108,7 @@ struct UsageCommand: AsyncParsableCommand {
         abstract: "Usage and cost from the projections, grouped by any dimensions.",
         discussion: """
             Examples: tollgate usage --by team,model --since 7d
-                      tollgate usage --by day --since 30d --team search
+                      tollgate usage --granularity day --since 30d --team search
                       tollgate usage --by customer --granularity day --since 7d --json
             Dimensions: key, team, project, customer, tag, provider, model, requested_model. Rollups are hourly, \
             so the range is widened to whole hours (UTC).

@@ -352,8 +352,14 @@ struct FastResponseDecodingTests {
     /// Decodes with both decoders: the same event, or both throwing (with the same `EventDecodingError` when
     /// the reference throws one), or a mismatch.
     static func compare(_ data: Data) -> Outcome {
-        let reference = Result { try EventCoding.decode(ResponseData.self, from: data) }
-        let fast = Result { try EventCoding.decodeResponse(from: data) }
+        compare(data, ResponseData.self, fast: EventCoding.decodeResponse(from:))
+    }
+
+    /// The fast decoder's outcome next to `EventCoding.decode`'s for the same bytes.
+    static func compare<Payload: EventPayload>(_ data: Data, _ type: Payload.Type,
+                                               fast decodeFast: (Data) throws -> CloudEvent<Payload>) -> Outcome {
+        let reference = Result { try EventCoding.decode(Payload.self, from: data) }
+        let fast = Result { try decodeFast(data) }
         switch (reference, fast) {
         case (.success(let a), .success(let b)):
             return a == b ? .sameEvent : .mismatch

@@ -10,17 +10,7 @@ struct FastUsageDecodingTests {
     }
 
     static func compare(_ data: Data) -> FastResponseDecodingTests.Outcome {
-        let reference = Result { try EventCoding.decode(UsageData.self, from: data) }
-        let fast = Result { try EventCoding.decodeUsage(from: data) }
-        switch (reference, fast) {
-        case (.success(let a), .success(let b)):
-            return a == b ? .sameEvent : .mismatch
-        case (.failure(let a), .failure(let b)):
-            if let envelope = a as? EventDecodingError { return envelope == b as? EventDecodingError ? .bothRejected : .mismatch }
-            return .bothRejected
-        default:
-            return .mismatch
-        }
+        FastResponseDecodingTests.compare(data, UsageData.self, fast: EventCoding.decodeUsage(from:))
     }
 
     @Test("every usage example, and its rewrites, decode to the reference's value")
