@@ -59,12 +59,12 @@ public enum ProjectionBenchmark {
 
     /// Generates `requests` over `days` into a new database at `path` (an existing one is replaced).
     public static func ingest(requests: Int, days: Int, path: String, pricer: Pricer, logger: Logger,
-                              progress: @Sendable (Int) -> Void) throws -> Ingest {
+                              progress: @Sendable (Int) -> Void) async throws -> Ingest {
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
         let store = try ProjectionStore.open(path: path, topicPrefix: UsageGenerator.seedPrefix, logger: logger)
         let generator = UsageGenerator(requests: requests, days: days, end: Date(), seed: 42,
                                        topicPrefix: UsageGenerator.seedPrefix, pricer: pricer)
-        // The next batch is generated on another thread while the current one is applied, so the run takes
+        // The next batch is generated in another task while the current one is applied, so the run takes
         // about as long as the slower of the two; only the time inside apply() is counted.
         var spent: UInt64 = 0
         let batchSize = ProjectorService.Configuration().batchSize
@@ -75,15 +75,14 @@ public enum ProjectionBenchmark {
         var next = try generate(0)
         for number in 0..<batches {
             let current = next
-            let following = number + 1 < batches
-                ? DispatchQueue.global().asyncResult { try generate(number + 1) } : nil
+            let following = number + 1 < batches ? Task.detached { try generate(number + 1) } : nil
             let start = LogBenchmark.monotonicNanoseconds()
             try store.apply(current)
             spent += LogBenchmark.monotonicNanoseconds() - start
             progress(min(requests, (number + 1) * batchSize))
-            if let following { next = try following.wait() }
+            if let following { next = try await following.value }
         }
-        try store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        try await store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
         let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0
         let seconds = Double(spent) / 1e9
         return Ingest(requests: requests, days: days, seconds: (seconds * 100).rounded() / 100,
@@ -99,16 +98,15 @@ public enum ProjectionBenchmark {
                                              logger: logger)
         let key = "bench-admin-key"
         let router = Router()
-        QueryAPI.addRoutes(to: router, store: store, authenticator: QueryAuthenticator(adminKey: key) { _ in nil })
-        Dashboard.addRoutes(to: router, store: store, authenticator: QueryAuthenticator(adminKey: key) { _ in nil })
-        let port = PortPromise()
+        QuerySetup.addRoutes(to: router, store: store, authenticator: QueryAuthenticator(adminKey: key) { _ in nil })
+        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { channel in port.fulfil(channel.localAddress?.port ?? 0) },
+                              onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) },
                               logger: logger)
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         let cases: [(String, String, Double?)] = [
             ("usage by team,model, 30 days", "/api/usage?since=30d&group_by=team,model", 50),
-            ("usage by team,model per day, 30 days", "/api/usage?since=30d&group_by=team,model&granularity=day", 50),
+            ("usage by team,model per day, 30 days", "/api/usage?since=30d&group_by=team,model&granularity=day", nil),
             ("top 50 by cost, 30 days", "/api/requests?since=30d&order=cost&limit=50", 100),
             ("dashboard, 30 days", "/dashboard?period=30d", 200),
             ("dashboard, 24 hours", "/dashboard?period=24h", 200),
@@ -118,7 +116,8 @@ public enum ProjectionBenchmark {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 let serviceGroup = ServiceGroup(configuration: .init(services: [app], logger: logger))
                 group.addTask { try await serviceGroup.run() }
-                let base = "http://127.0.0.1:\(await port.value)"
+                var listening = ports.makeAsyncIterator()
+                let base = "http://127.0.0.1:\(await listening.next() ?? 0)"
                 for (name, path, target) in cases {
                     var latencies: [Double] = []
                     var bytes = 0
@@ -160,59 +159,4 @@ public enum ProjectionBenchmark {
 struct BenchmarkFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
-}
-
-/// A value set once by one task and awaited by another.
-final class PortPromise: @unchecked Sendable {
-    private let lock = NSLock()
-    private var port: Int?
-    private var waiters: [CheckedContinuation<Int, Never>] = []
-
-    func fulfil(_ value: Int) {
-        lock.lock()
-        port = value
-        let waiting = waiters
-        waiters = []
-        lock.unlock()
-        for waiter in waiting { waiter.resume(returning: value) }
-    }
-
-    var value: Int {
-        get async {
-            await withCheckedContinuation { continuation in
-                lock.lock()
-                if let port {
-                    lock.unlock()
-                    continuation.resume(returning: port)
-                } else {
-                    waiters.append(continuation)
-                    lock.unlock()
-                }
-            }
-        }
-    }
-}
-
-/// The result of work started on a dispatch queue, awaited by blocking (benchmarks only).
-final class PendingResult<Value: Sendable>: @unchecked Sendable {
-    private let done = DispatchSemaphore(value: 0)
-    private var result: Result<Value, any Error>?
-
-    func fulfil(_ result: Result<Value, any Error>) {
-        self.result = result
-        done.signal()
-    }
-
-    func wait() throws -> Value {
-        done.wait()
-        return try result!.get()
-    }
-}
-
-extension DispatchQueue {
-    func asyncResult<Value: Sendable>(_ work: @escaping @Sendable () throws -> Value) -> PendingResult<Value> {
-        let pending = PendingResult<Value>()
-        async { pending.fulfil(Result { try work() }) }
-        return pending
-    }
 }

@@ -12,6 +12,8 @@ public struct ServiceHost: Sendable {
     /// Port of the health and metrics endpoints; `nil` for none, `0` for any free one.
     public var port: Int?
     public var shutdownTimeout: Duration = .seconds(30)
+    /// More routes on the port, next to the health and metrics ones (the query service's API).
+    public var routes: (@Sendable (Router<BasicRequestContext>) -> Void)?
 
     public init(name: String) {
         self.name = name
@@ -24,12 +26,13 @@ public struct ServiceHost: Sendable {
             let router = Router()
             HealthRoutes.add(to: router, readiness: readiness)
             Observability.addRoutes(to: router)
+            routes?(router)
             let name = self.name
             let host = self.host
             all.append(Application(
                 router: router, configuration: .init(address: .hostname(host, port: port), serverName: "tollgate-\(name)"),
                 onServerRunning: { channel in
-                    logger.info("tollgate \(name) is serving health and metrics", metadata: [
+                    logger.info("tollgate \(name) is serving", metadata: [
                         "tollgate.host": "\(host)", "tollgate.port": "\(channel.localAddress?.port ?? 0)",
                     ])
                 },

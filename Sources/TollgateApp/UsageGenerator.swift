@@ -103,12 +103,13 @@ public struct UsageGenerator: Sendable {
         return CloudEvent(id: "usage:\(requestID)", source: "tollgate/generator", time: receivedAt, data: data)
     }
 
-    /// The `index`-th event as the log would deliver it on the usage topic (8 partitions keyed by team;
-    /// offsets are the index, which keeps them increasing per partition).
+    /// The `index`-th event as the log would deliver it on the usage topic: keyed by team into 8 partitions
+    /// by the log's partitioner; offsets are the index, which keeps them increasing per partition.
     public func message(_ index: Int) throws -> ConsumedMessage {
         let event = event(index)
         return ConsumedMessage(
-            topic: topicPrefix + UsageData.topic, partition: Self.partition(event.data.response.team),
+            topic: topicPrefix + UsageData.topic,
+            partition: Partitioner.partition(forKey: Data(event.data.response.team.utf8), partitions: 8),
             offset: Int64(index), timestampMilliseconds: Int64(event.time.timeIntervalSince1970 * 1000),
             key: Data(event.data.response.team.utf8), value: EventCoding.encodeCanonical(event), headers: [])
     }
@@ -131,11 +132,6 @@ public struct UsageGenerator: Sendable {
         return "req_" + String(decoding: characters, as: UTF8.self)
     }
 
-    static func partition(_ team: String) -> Int {
-        var hash: UInt32 = 2_166_136_261
-        for byte in team.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
-        return Int(hash % 8)
-    }
 }
 
 /// Distributions over the benchmarks' seedable generator (``SplitMix64``, in KafkaBenchmark.swift).

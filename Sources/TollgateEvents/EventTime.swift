@@ -92,7 +92,8 @@ public enum EventTime {
         return r < 0 ? (q - 1, r + b) : (q, r)
     }
 
-    private static func days(fromCivil year: Int64, _ month: Int64, _ day: Int64) -> Int64 {
+    /// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (Howard Hinnant's algorithm).
+    package static func days(fromCivil year: Int64, _ month: Int64, _ day: Int64) -> Int64 {
         let y = month <= 2 ? year - 1 : year
         let era = floorDivide(y, 400).0
         let yoe = y - era * 400
@@ -102,7 +103,8 @@ public enum EventTime {
         return era * 146_097 + doe - 719_468
     }
 
-    private static func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
+    /// The (year, month, day) of a count of days from 1970-01-01.
+    package static func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
         let z = z0 + 719_468
         let era = floorDivide(z, 146_097).0
         let doe = z - era * 146_097
@@ -114,7 +116,7 @@ public enum EventTime {
         return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 
-    private static func daysInMonth(_ year: Int64, _ month: Int64) -> Int64 {
+    package static func daysInMonth(_ year: Int64, _ month: Int64) -> Int64 {
         switch month {
         case 2:
             let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0

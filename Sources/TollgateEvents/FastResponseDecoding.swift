@@ -642,31 +642,13 @@ private struct ResponseJSONCursor {
         let minute = number(14, 2)
         let second = number(17, 2)
         let millisecond = number(20, 3)
-        guard valid, month >= 1, month <= 12, day >= 1, day <= daysInMonth(year, month), hour < 24, minute < 60,
+        guard valid, month >= 1, month <= 12, day >= 1, day <= EventTime.daysInMonth(year, month), hour < 24, minute < 60,
             second < 60
         else { return nil }
-        let seconds = days(fromCivil: year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+        let seconds = EventTime.days(fromCivil: year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
         // The same arithmetic as EventTime.parse, so the same Date to the last bit.
         let nanos = millisecond * 1_000_000
         return Date(timeIntervalSince1970: Double(seconds) + Double(nanos) / 1_000_000_000)
-    }
-
-    static func days(fromCivil year: Int64, _ month: Int64, _ day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let mp = (month + 9) % 12
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
-
-    static func daysInMonth(_ year: Int64, _ month: Int64) -> Int64 {
-        switch month {
-        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
-        case 4, 6, 9, 11: 30
-        default: 31
-        }
     }
 
     // MARK: Skipping

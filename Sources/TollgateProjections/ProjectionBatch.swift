@@ -392,33 +392,11 @@ struct ProjectionBatch {
         Int64((date.timeIntervalSince1970 * 1000).rounded())
     }
 
-    /// `tags` as a JSON object with sorted keys: what `json(_:)` writes, without an encoder per request.
+    /// `tags` as a JSON object with sorted keys (what `json(_:)` writes), without an encoder per request.
     static func tagsJSON(_ tags: [String: String]) -> String {
-        var text = "{"
-        for (index, (name, value)) in tags.sorted(by: { $0.key < $1.key }).enumerated() {
-            if index > 0 { text += "," }
-            appendJSONString(name, to: &text)
-            text += ":"
-            appendJSONString(value, to: &text)
-        }
-        return text + "}"
-    }
-
-    static func appendJSONString(_ value: String, to text: inout String) {
-        text += "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": text += "\\\""
-            case "\\": text += "\\\\"
-            case "\n": text += "\\n"
-            case "\r": text += "\\r"
-            case "\t": text += "\\t"
-            case _ where scalar.value < 0x20:
-                text += "\\u00" + String(scalar.value, radix: 16).leftPadded(to: 2)
-            default: text.unicodeScalars.append(scalar)
-            }
-        }
-        text += "\""
+        var writer = CanonicalJSONWriter(capacity: 64)
+        writer.stringMap(tags)
+        return String(decoding: writer.bytes, as: UTF8.self)
     }
 
     static func json(_ value: some Encodable) -> String {
@@ -495,11 +473,5 @@ struct RawBinder {
             throw DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: statement.sql)
         }
         sqlite3_reset(handle)
-    }
-}
-
-extension String {
-    func leftPadded(to length: Int) -> String {
-        count >= length ? self : String(repeating: "0", count: length - count) + self
     }
 }

@@ -14,26 +14,10 @@ extension ProjectionStore {
         let fromHour = Self.floorDiv(ProjectionBatch.milliseconds(query.from), hourMs)
         let toHour = Self.ceilDiv(ProjectionBatch.milliseconds(query.to), hourMs)
         return try pool.read { db in
-            // Filters as (column, id) pairs; a value never seen means no request can match.
-            var filters: [(String, Int64)] = []
-            var empty = false
-            for (dimension, value) in query.filter.values.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
-                if dimension == .tag {
-                    let (name, tagValue) = Self.splitTag(value)
-                    if let nameID = try Self.stringID(name, db), let valueID = try Self.stringID(tagValue, db) {
-                        filters += [("tag_name", nameID), ("tag_value", valueID)]
-                    } else {
-                        empty = true
-                    }
-                } else if let id = try Self.stringID(value, db) {
-                    filters.append((Self.column(dimension), id))
-                } else {
-                    empty = true
-                }
-            }
+            let filters = try Self.filterIDs(query.filter, db)
             let groupColumns = query.groupBy.flatMap { Self.columns($0) }
             var groups: [RollupKey: Measures] = [:]
-            if !empty {
+            if let filters {
                 let needed = Set(groupColumns + filters.map(\.0))
                 let pieces = Self.pieces(query, fromHour: fromHour, toHour: toHour)
                 if let cube = [RollupCube.team, .customerTotal, .main, .customer, .tag].first(where: { cube in
@@ -186,6 +170,20 @@ extension ProjectionStore {
         }
     }
 
+    /// A filter as (column, string id) pairs, a tag as its name and value; `nil` when a value was never
+    /// seen, so that no request can match.
+    static func filterIDs(_ filter: UsageFilter, _ db: Database) throws -> [(String, Int64)]? {
+        var pairs: [(String, Int64)] = []
+        for (dimension, value) in filter.values.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            let (name, tagValue) = splitTag(value)
+            for (column, part) in zip(columns(dimension), dimension == .tag ? [name, tagValue] : [value]) {
+                guard let id = try stringID(part, db) else { return nil }
+                pairs.append((column, id))
+            }
+        }
+        return pairs
+    }
+
     static func column(_ dimension: UsageDimension) -> String {
         switch dimension {
         case .key: "key_id"
@@ -217,8 +215,8 @@ extension ProjectionStore {
             // 1970-01-01 was a Thursday: day 4 (1970-01-05) is the first Monday.
             return bucket - floorMod(bucket - 4, 7)
         case .month:
-            let (year, month, _) = civil(fromDays: bucket)
-            return days(fromCivil: year, month, 1)
+            let (year, month, _) = EventTime.civil(fromDays: bucket)
+            return EventTime.days(fromCivil: year, month, 1)
         }
     }
 
@@ -260,20 +258,20 @@ extension ProjectionStore {
 
     public func requests(_ query: RequestsQuery) throws -> [RequestRecord] {
         try pool.read { db in
+            guard let filters = try Self.filterIDs(query.filter, db) else { return [] }
             var conditions = ["at_ms >= ?", "at_ms < ?"]
             let from = ProjectionBatch.milliseconds(query.from)
             let to = ProjectionBatch.milliseconds(query.to)
             var arguments: [any DatabaseValueConvertible] = []
-            for (dimension, value) in query.filter.values.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
-                if dimension == .tag {
-                    let (name, tagValue) = Self.splitTag(value)
-                    conditions.append("EXISTS (SELECT 1 FROM json_each(requests.tags) WHERE key = ? AND value = ?)")
-                    arguments += [name, tagValue]
-                } else {
-                    guard let id = try Self.stringID(value, db) else { return [] }
-                    conditions.append("\(Self.column(dimension)) = ?")
-                    arguments.append(id)
-                }
+            for (column, id) in filters where !column.hasPrefix("tag_") {
+                conditions.append("\(column) = ?")
+                arguments.append(id)
+            }
+            if let tag = query.filter[.tag] {
+                // Request rows keep their tags as JSON.
+                let (name, value) = Self.splitTag(tag)
+                conditions.append("EXISTS (SELECT 1 FROM json_each(requests.tags) WHERE key = ? AND value = ?)")
+                arguments += [name, value]
             }
             let dayMs = RollupGrain.day.milliseconds
             let firstDay = Self.floorDiv(from, dayMs)
@@ -483,29 +481,6 @@ extension ProjectionStore {
 
     static func floorMod(_ value: Int64, _ divisor: Int64) -> Int64 {
         value - floorDiv(value, divisor) * divisor
-    }
-
-    /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
-    static func civil(fromDays days: Int64) -> (Int64, Int64, Int64) {
-        let z = days + 719_468
-        let era = floorDiv(z, 146_097)
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
-    }
-
-    static func days(fromCivil year: Int64, _ month: Int64, _ day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = floorDiv(y, 400)
-        let yoe = y - era * 400
-        let mp = month > 2 ? month - 3 : month + 9
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
     }
 }
 

@@ -133,7 +133,7 @@ public struct ProjectorService: Service {
                     let started = clock.now
                     let report: ProjectionStore.ApplyReport
                     do {
-                        report = try store.apply(batch)
+                        report = try await Blocking.run { [store] in try store.apply(batch) }
                         backoff = .milliseconds(50)
                     } catch {
                         // The database refused (disk full, locked): nothing of the batch landed. Read it

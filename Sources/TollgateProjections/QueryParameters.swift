@@ -32,14 +32,7 @@ public enum QueryParameters {
                 groupBy.append(dimension)
             }
         }
-        var granularity = Granularity.total
-        if let text = parameters["granularity"] {
-            guard let value = Granularity(rawValue: text) else {
-                throw QueryError(parameter: "granularity", message: "'\(text)' is not one of "
-                                 + Granularity.allCases.map(\.rawValue).joined(separator: ", "))
-            }
-            granularity = value
-        }
+        let granularity = try choice(parameters, "granularity", default: Granularity.total)
         let filter = try self.filter(parameters)
         let dimensions = Set(groupBy).union(filter.values.keys)
         if dimensions.contains(.customer) && dimensions.contains(.tag) {
@@ -62,14 +55,7 @@ public enum QueryParameters {
                                 defaultRange: TimeInterval = 86_400) throws(QueryError) -> RequestsQuery {
         try known(parameters, ["from", "to", "since", "order", "limit"] + Array(filterNames.keys))
         let (from, to) = try range(parameters, now: now, defaultRange: defaultRange)
-        var order = RequestOrder.time
-        if let text = parameters["order"] {
-            guard let value = RequestOrder(rawValue: text) else {
-                throw QueryError(parameter: "order", message: "'\(text)' is not one of "
-                                 + RequestOrder.allCases.map(\.rawValue).joined(separator: ", "))
-            }
-            order = value
-        }
+        let order = try choice(parameters, "order", default: RequestOrder.time)
         var limit = 50
         if let text = parameters["limit"] {
             guard let value = Int(text), (1...RequestsQuery.maxLimit).contains(value) else {
@@ -79,6 +65,18 @@ public enum QueryParameters {
             limit = value
         }
         return RequestsQuery(from: from, to: to, order: order, limit: limit, filter: try filter(parameters))
+    }
+
+    /// The value of a parameter that names one of a fixed set, or `fallback` when absent.
+    static func choice<Value: RawRepresentable & CaseIterable>(
+        _ parameters: [String: String], _ name: String, default fallback: Value
+    ) throws(QueryError) -> Value where Value.RawValue == String {
+        guard let text = parameters[name] else { return fallback }
+        guard let value = Value(rawValue: text) else {
+            throw QueryError(parameter: name, message: "'\(text)' is not one of "
+                             + Value.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        return value
     }
 
     /// Rejects parameters this query does not know, so a typo is a 400 and not a silently wider answer.

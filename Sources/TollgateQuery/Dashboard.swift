@@ -33,7 +33,7 @@ public enum Dashboard {
                                      : "That key is not valid here (or no longer). Sign in again.")
             }
             let query = request.uri.query
-            return await offEventLoop { dashboardResponse(query: query, store: store, principal: principal, now: now()) }
+            return await Blocking.run { dashboardResponse(query: query, store: store, principal: principal, now: now()) }
         }
         router.post("/dashboard/login") { request, _ -> Response in
             let body: ByteBuffer

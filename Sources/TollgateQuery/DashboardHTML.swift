@@ -31,16 +31,7 @@ extension Dashboard {
             Money(nanoUSD: nanoUSD).formatted(decimals: decimals)
         }
 
-        /// `1234567` → `1,234,567`.
-        static func count(_ value: Int64) -> String {
-            let digits = String(value.magnitude)
-            var out = value < 0 ? "-" : ""
-            for (index, digit) in digits.enumerated() {
-                if index > 0 && (digits.count - index) % 3 == 0 { out += "," }
-                out.append(digit)
-            }
-            return out
-        }
+        static func count(_ value: Int64) -> String { TextFormat.count(value) }
 
         /// `part / whole` as a percentage with one decimal (`12.3%`); a ratio, so `Double` is fine.
         static func share(_ part: Int64, of whole: Int64) -> String {
@@ -48,12 +39,7 @@ extension Dashboard {
             return oneDecimal(Double(part) * 100 / Double(whole)) + "%"
         }
 
-        /// Basis points as a percentage with two decimals: `9205` → `92.05%`.
-        static func basisPoints(_ value: Int64) -> String {
-            let magnitude = value.magnitude
-            let fraction = String(magnitude % 100)
-            return (value < 0 ? "-" : "") + "\(magnitude / 100)." + (fraction.count < 2 ? "0" : "") + fraction + "%"
-        }
+        static func basisPoints(_ value: Int64) -> String { TextFormat.basisPoints(value) }
 
         static func oneDecimal(_ value: Double) -> String {
             let tenths = Int64((value * 10).rounded())
@@ -66,11 +52,7 @@ extension Dashboard {
             return tenths % 10 == 0 ? String(tenths / 10) : oneDecimal(value)
         }
 
-        /// `2026-11-29 08:00` (UTC).
-        static func minute(_ date: Date) -> String {
-            let text = EventTime.format(date)
-            return String(text.prefix(10)) + " " + String(text.dropFirst(11).prefix(5))
-        }
+        static func minute(_ date: Date) -> String { TextFormat.minute(date) }
 
         /// `2026-11-29 08:00:05` (UTC).
         static func second(_ date: Date) -> String {
@@ -78,9 +60,7 @@ extension Dashboard {
             return String(text.prefix(10)) + " " + String(text.dropFirst(11).prefix(8))
         }
 
-        static func day(_ date: Date) -> String {
-            String(EventTime.format(date).prefix(10))
-        }
+        static func day(_ date: Date) -> String { TextFormat.day(date) }
     }
 
     /// The page skeleton: head, styles, header with the principal and sign-out.

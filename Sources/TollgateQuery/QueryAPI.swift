@@ -139,7 +139,7 @@ public enum QueryAPI {
         _ body: @escaping @Sendable ([String: String]) throws -> Data
     ) async -> Response {
         let logger = context.logger
-        return await offEventLoop { respondNow(request, logger, authenticator, route: route, body) }
+        return await Blocking.run { respondNow(request, logger, authenticator, route: route, body) }
     }
 
     static func respondNow(

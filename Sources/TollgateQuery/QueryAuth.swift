@@ -72,12 +72,3 @@ public struct QueryAuthenticator: Sendable {
         return difference == 0
     }
 }
-
-/// Runs a blocking read (SQLite) on a dispatch queue and awaits it, so that a slow query never holds an
-/// event loop thread that also serves the proxy's traffic (`tollgate serve` runs Swift concurrency on
-/// SwiftNIO's event loops).
-func offEventLoop<Value: Sendable>(_ work: @escaping @Sendable () -> Value) async -> Value {
-    await withCheckedContinuation { continuation in
-        DispatchQueue.global(qos: .userInitiated).async { continuation.resume(returning: work()) }
-    }
-}

@@ -33,10 +33,7 @@ struct CostCommand: AsyncParsableCommand {
         Observability.bootstrap()
         let pricer = try pricing.pricer()
         logger.info("price catalog loaded", metadata: ["tollgate.catalog_version": "\(pricer.catalog.catalogVersion)"])
-        var settings = LogBackend.Settings(logDirectory: storage.resolvedLogDirectory, topicPrefix: storage.topicPrefix)
-        settings.brokers = kafka.resolvedBrokers
-        settings.kafka = try kafka.configuration()
-        let backend = try await LogBackend.open(settings, logger: logger)
+        let backend = try await LogBackend.open(try kafka.backendSettings(storage), logger: logger)
         defer { backend.close() }
         let readiness = Readiness(checks: ["log"])
         readiness.markReady("log")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TollgateApp
 import TollgateLog
 
 /// Options of the commands that can run on Kafka instead of the embedded log.
@@ -23,6 +24,14 @@ struct KafkaOptions: ParsableArguments {
         let raw = brokers ?? ProcessInfo.processInfo.environment["TOLLGATE_KAFKA_BROKERS"]
         guard let raw, !raw.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
         return raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// Where a standalone service's log is: Kafka with these options, else the embedded log of `storage`.
+    func backendSettings(_ storage: StorageOptions) throws -> LogBackend.Settings {
+        var settings = LogBackend.Settings(logDirectory: storage.resolvedLogDirectory, topicPrefix: storage.topicPrefix)
+        settings.brokers = resolvedBrokers
+        settings.kafka = try configuration()
+        return settings
     }
 
     func validate() throws {

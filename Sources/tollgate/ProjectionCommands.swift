@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import Synchronization
 import TollgateApp
 import TollgateEvents
 import TollgateIngress
@@ -47,19 +48,11 @@ enum DataOutput {
     }
 
     static func time(_ date: Date?) -> String {
-        guard let date else { return "-" }
-        return String(EventTime.format(date).prefix(16)).replacingOccurrences(of: "T", with: " ")
+        date.map(TextFormat.minute) ?? "-"
     }
 
     static func count(_ value: Int64) -> String {
-        var digits = String(value.magnitude)
-        var groups: [String] = []
-        while digits.count > 3 {
-            groups.insert(String(digits.suffix(3)), at: 0)
-            digits.removeLast(3)
-        }
-        groups.insert(digits, at: 0)
-        return (value < 0 ? "-" : "") + groups.joined(separator: ",")
+        TextFormat.count(value)
     }
 }
 
@@ -148,7 +141,7 @@ struct UsageCommand: AsyncParsableCommand {
         for row in result.rows {
             var line: [String] = []
             if let bucket = row.bucketStart {
-                line.append(query.granularity == .hour ? DataOutput.time(bucket) : String(EventTime.format(bucket).prefix(10)))
+                line.append(query.granularity == .hour ? TextFormat.minute(bucket) : TextFormat.day(bucket))
             }
             line += query.groupBy.map { row.group[$0.rawValue].map { $0.isEmpty ? "(none)" : $0 } ?? "-" }
             table.append(line + cells(row.figures))
@@ -221,7 +214,7 @@ extension BudgetsCommand {
             var table = TextTable(columns: ["budget", "scope", "period", "limit", "spent", "left", "used", "state",
                                             "resets (UTC)"], rightAligned: [3, 4, 5, 6])
             for budget in budgets {
-                let used = budget.usedPercentBP.map { String(format: "%lld.%02lld %%", $0 / 100, $0 % 100) } ?? "-"
+                let used = budget.usedPercentBP.map(TextFormat.basisPoints) ?? "-"
                 table.append([budget.budgetID, budget.scope.description, budget.periodKind,
                               DataOutput.usd(budget.limitNanoUSD, decimals: 2),
                               budget.spentNanoUSD.map { DataOutput.usd($0, decimals: 2) } ?? "-",
@@ -255,10 +248,7 @@ struct ProjectorCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = logging.bootstrap(default: .info)
         Observability.bootstrap()
-        var settings = LogBackend.Settings(logDirectory: storage.resolvedLogDirectory, topicPrefix: storage.topicPrefix)
-        settings.brokers = kafka.resolvedBrokers
-        settings.kafka = try kafka.configuration()
-        let backend = try await LogBackend.open(settings, logger: logger)
+        let backend = try await LogBackend.open(try kafka.backendSettings(storage), logger: logger)
         defer { backend.close() }
         let store = try ProjectionStore.open(path: projections.path(storage), topicPrefix: storage.topicPrefix,
                                              logger: logger)
@@ -313,14 +303,16 @@ struct ReplayCommand: AsyncParsableCommand {
                 for (_, marks) in try await opened.log.watermarks(topic: topic) { total += marks.high - marks.low }
             }
             let progress = ProgressReporter(label: "replay projector", total: Int(total))
-            let done = Counter()
+            let done = Atomic<Int>(0)
             var configuration = ProjectorService.Configuration()
             configuration.stopWhenCaughtUp = true
             let started = ContinuousClock.now
             let service = ProjectorService(log: opened.log, store: store, configuration: configuration, logger: logger,
-                                           onBatch: { update in progress.update(done.add(update.batchMessages)) })
+                                           onBatch: { update in
+                                               progress.update(done.add(update.batchMessages, ordering: .relaxed).newValue)
+                                           })
             try await service.run()
-            progress.update(done.value)
+            progress.update(done.load(ordering: .relaxed))
             progress.finish()
             let elapsed = ContinuousClock.now - started
             let status = try store.status()
@@ -332,7 +324,7 @@ struct ReplayCommand: AsyncParsableCommand {
                 for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: output + suffix) }
             }
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            let summary = ReplaySummary(database: replace ? target : output, messages: done.value,
+            let summary = ReplaySummary(database: replace ? target : output, messages: done.load(ordering: .relaxed),
                                         requests: status.requests, seconds: (seconds * 100).rounded() / 100)
             if json { return try DataOutput.json(summary) }
             Output.line("rebuilt \(summary.database): \(DataOutput.count(Int64(summary.messages))) messages, "
@@ -345,25 +337,6 @@ struct ReplayCommand: AsyncParsableCommand {
         var messages: Int
         var requests: Int64
         var seconds: Double
-    }
-}
-
-/// A thread-safe running count.
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-
-    func add(_ amount: Int) -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        count += amount
-        return count
-    }
-
-    var value: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return count
     }
 }
 
@@ -390,10 +363,7 @@ struct QueryCommand: AsyncParsableCommand {
         let logger = logging.bootstrap(default: .info)
         Observability.bootstrap()
         let store = try projections.openForReading(storage)
-        var settings = LogBackend.Settings(logDirectory: storage.resolvedLogDirectory, topicPrefix: storage.topicPrefix)
-        settings.brokers = kafka.resolvedBrokers
-        settings.kafka = try kafka.configuration()
-        let backend = try await LogBackend.open(settings, logger: logger)
+        let backend = try await LogBackend.open(try kafka.backendSettings(storage), logger: logger)
         defer { backend.close() }
         let readiness = Readiness(checks: ["log", "control"])
         readiness.markReady("log")
@@ -403,26 +373,13 @@ struct QueryCommand: AsyncParsableCommand {
         if adminKey?.isEmpty ?? true {
             logger.warning("TOLLGATE_ADMIN_KEY is not set: only read-only virtual keys can read the query API")
         }
-        let router = Router()
-        HealthRoutes.add(to: router, readiness: readiness)
-        Observability.addRoutes(to: router)
-        QuerySetup.addRoutes(to: router, store: store,
-                             authenticator: QuerySetup.authenticator(adminKey: adminKey, control: control))
-        let host = self.host
-        let http = Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "tollgate-query"),
-            onServerRunning: { channel in
-                logger.info("tollgate query is serving", metadata: [
-                    "tollgate.host": "\(host)", "tollgate.port": "\(channel.localAddress?.port ?? 0)",
-                ])
-            },
-            logger: logger)
-        var configuration = ServiceGroupConfiguration(
-            services: (backend.services + [control, http]).map { .init(service: $0) },
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        configuration.maximumGracefulShutdownDuration = .seconds(10)
-        try await ServiceGroup(configuration: configuration).run()
-        await backend.finish(logger: logger)
+        let authenticator = QuerySetup.authenticator(adminKey: adminKey, control: control)
+        var host = ServiceHost(name: "query")
+        host.host = self.host
+        host.port = port
+        host.shutdownTimeout = .seconds(10)
+        host.routes = { router in QuerySetup.addRoutes(to: router, store: store, authenticator: authenticator) }
+        try await host.run(services: [control], readiness: readiness, backend: backend, logger: logger)
     }
 }
 

@@ -40,7 +40,7 @@ extension BenchCommand {
             var ingest: ProjectionBenchmark.Ingest?
             if !(reuse && FileManager.default.fileExists(atPath: path)) {
                 let progress = ProgressReporter(label: "ingest", total: requests, enabled: !json)
-                ingest = try ProjectionBenchmark.ingest(requests: requests, days: days, path: path,
+                ingest = try await ProjectionBenchmark.ingest(requests: requests, days: days, path: path,
                                                         pricer: try pricing.pricer(), logger: logger,
                                                         progress: { progress.update($0) })
                 progress.finish()

@@ -392,12 +392,12 @@ struct ProjectionStoreTests {
         calendar.timeZone = TimeZone(identifier: "UTC")!
         for day in stride(from: Int64(-800), to: 40_000, by: 37) {
             let date = Date(timeIntervalSince1970: Double(day) * 86_400)
-            let (year, month, dayOfMonth) = ProjectionStore.civil(fromDays: day)
+            let (year, month, dayOfMonth) = EventTime.civil(fromDays: day)
             let parts = calendar.dateComponents([.year, .month, .day], from: date)
             let civil: [Int] = [Int(year), Int(month), Int(dayOfMonth)]
             let foundation: [Int] = [parts.year!, parts.month!, parts.day!]
             #expect(civil == foundation)
-            #expect(ProjectionStore.days(fromCivil: year, month, dayOfMonth) == day)
+            #expect(EventTime.days(fromCivil: year, month, dayOfMonth) == day)
             let monday = ProjectionStore.rebucket(day, .week)
             #expect(calendar.component(.weekday, from: Date(timeIntervalSince1970: Double(monday) * 86_400)) == 2)
             #expect(day - monday >= 0 && day - monday < 7)

@@ -879,9 +879,12 @@ def test_replay_rebuilds_the_same_projections_and_the_cli_reports_them(tollgate)
     table = run_cli("usage", "--projections", rebuilt, "--by", "model", "--since", "2h").stdout.splitlines()
     header = next(index for index, line in enumerate(table) if line.startswith("model"))
     assert set(table[header + 1].replace(" ", "")) == {"-"}
-    assert all(len(line) == len(table[header]) or line.startswith("total") or len(line) <= len(table[header])
-               for line in table[header:])
-    assert any("gpt-4o-mini" in line for line in table)
+    # The last column (cost) is right-aligned: an aligned table has every line, rule and total included, the
+    # same length, and each cost ends where the header's "cost" ends.
+    rows = table[header:]
+    assert len(rows) >= 4 and len({len(line) for line in rows}) == 1, rows
+    assert rows[0].endswith("cost") and all(line.split()[-1].startswith("$") for line in rows[2:])
+    assert any(line.startswith("gpt-4o-mini ") for line in rows)
 
     top = json.loads(run_cli("top", "--projections", rebuilt, "--since", "2h", "--limit", "3", "--json").stdout)
     costs = [request["cost_nano_usd"]["total"] for request in top["requests"]]
