@@ -1,5 +1,5 @@
 import AsyncHTTPClient
-public import Foundation
+import Foundation
 import Hummingbird
 public import Logging
 import NIOCore
@@ -13,9 +13,10 @@ import TollgateQuery
 /// The projections benchmark: a database of generated requests written through the projector, then the
 /// latency of the questions people ask of it, over HTTP as a browser or script would ask them.
 ///
-/// - ingest: ``UsageGenerator`` events (encoded as the cost service encodes them) applied with
-///   ``ProjectionStore/apply(_:)`` in batches of 5,000: decoding, request rows, rollups, offsets. The
-///   time to generate and encode events is not counted.
+/// - ingest: ``UsageGenerator`` events (encoded as the cost service encodes them) decoded and applied in
+///   the projector's batches (20,000), decoding the next batch while the current one is written, as
+///   ``ProjectorService`` does: decoding, request rows, rollups, offsets. Events are generated and encoded
+///   beforehand, while the projector is idle, and that time is not counted.
 /// - queries: `/api/usage` by team and model over the last 30 days (totals, and by day), the 50 most
 ///   expensive requests of the last 30 days (`/api/requests?order=cost`), and the dashboard page for 30
 ///   days, each asked `iterations` times after 3 warm-up calls, one at a time.
@@ -64,23 +65,38 @@ public enum ProjectionBenchmark {
         let store = try ProjectionStore.open(path: path, topicPrefix: UsageGenerator.seedPrefix, logger: logger)
         let generator = UsageGenerator(requests: requests, days: days, end: Date(), seed: 42,
                                        topicPrefix: UsageGenerator.seedPrefix, pricer: pricer)
-        // The next batch is generated in another task while the current one is applied, so the run takes
-        // about as long as the slower of the two; only the time inside apply() is counted.
+        // The projector's pipeline, as ``ProjectorService`` runs it: batch N+1 is decoded (on every core) while
+        // batch N is written. Events are generated beforehand, 10 batches at a time, while nothing of the
+        // projector runs, and only the pipeline's time is counted: from the first decode of a round of 10
+        // batches to the end of its last write, the pipeline filling and draining in every round.
         var spent: UInt64 = 0
         let batchSize = ProjectorService.Configuration().batchSize
-        let batches = (requests + batchSize - 1) / batchSize
-        @Sendable func generate(_ number: Int) throws -> [ConsumedMessage] {
-            try (number * batchSize..<min(requests, (number + 1) * batchSize)).map { try generator.message($0) }
+        let round = batchSize * 10
+        @Sendable func generate(_ range: Range<Int>) throws -> [ConsumedMessage] {
+            try range.map { try generator.message($0) }
         }
-        var next = try generate(0)
-        for number in 0..<batches {
-            let current = next
-            let following = number + 1 < batches ? Task.detached { try generate(number + 1) } : nil
+        var done = 0
+        while done < requests {
+            let end = min(requests, done + round)
+            // Generated on both cores, untimed.
+            let first = done..<(done + (end - done) / 2)
+            let half = first.upperBound
+            async let firstHalf = Blocking.run { try generate(first) }
+            let secondHalf = try await Blocking.run { try generate(half..<end) }
+            let messages = try await firstHalf + secondHalf
             let start = LogBenchmark.monotonicNanoseconds()
-            try store.apply(current)
+            // Off the Swift concurrency pool (NIO's event loops in this process), on threads of their own.
+            var writing: Task<Void, any Error>?
+            for offset in stride(from: 0, to: messages.count, by: batchSize) {
+                let slice = Array(messages[offset..<min(messages.count, offset + batchSize)])
+                let decoded = await Blocking.run { store.decode(slice) }
+                try await writing?.value
+                writing = Task { try await Blocking.run { _ = try store.apply(decoded) } }
+            }
+            try await writing?.value
             spent += LogBenchmark.monotonicNanoseconds() - start
-            progress(min(requests, (number + 1) * batchSize))
-            if let following { next = try await following.value }
+            done = end
+            progress(done)
         }
         try await store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
         let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0

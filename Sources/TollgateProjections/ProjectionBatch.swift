@@ -116,20 +116,17 @@ struct ProjectionBatch {
     static func decodeAll(_ messages: [ConsumedMessage], topicPrefix: String) -> [Decoded] {
         let workers = min(ProcessInfo.processInfo.activeProcessorCount, max(1, messages.count / 500))
         guard workers > 1 else { return messages.map { decode($0, topicPrefix: topicPrefix) } }
-        let results = UnsafeMutableBufferPointer<Decoded>.allocate(capacity: messages.count)
-        results.initialize(repeating: .ignored)
         let chunk = (messages.count + workers - 1) / workers
-        nonisolated(unsafe) let output = results
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            // Each worker writes only its own slice.
-            for index in (worker * chunk)..<min(messages.count, (worker + 1) * chunk) {
-                output[index] = decode(messages[index], topicPrefix: topicPrefix)
+        return Array(unsafeUninitializedCapacity: messages.count) { buffer, initialized in
+            nonisolated(unsafe) let output = buffer
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                // Each worker initializes only its own slice.
+                for index in (worker * chunk)..<min(messages.count, (worker + 1) * chunk) {
+                    (output.baseAddress! + index).initialize(to: decode(messages[index], topicPrefix: topicPrefix))
+                }
             }
+            initialized = messages.count
         }
-        let decoded = Array(results)
-        results.deinitialize()
-        results.deallocate()
-        return decoded
     }
 
     mutating func apply(_ message: ConsumedMessage, _ decoded: Decoded) throws {

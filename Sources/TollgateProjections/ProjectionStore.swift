@@ -143,27 +143,46 @@ public final class ProjectionStore: Sendable {
         public init() {}
     }
 
-    /// Applies a batch of messages and the offsets after them in one transaction: either all of it
-    /// lands or none does. Messages below the stored offset of their partition are skipped, so a batch
-    /// seen twice (a crash between this write and the log's commit) changes nothing.
+    /// A batch of messages decoded, ready for ``apply(_:)-(DecodedBatch)``. Decoding needs no database, so
+    /// a projector decodes the next batch while the current one is written.
+    public struct DecodedBatch: Sendable {
+        public let messages: [ConsumedMessage]
+        let decoded: [ProjectionBatch.Decoded]
+
+        public var count: Int { messages.count }
+    }
+
+    /// Decodes a batch (on every core when it is large), without touching the database.
+    public func decode(_ messages: [ConsumedMessage]) -> DecodedBatch {
+        DecodedBatch(messages: messages, decoded: ProjectionBatch.decodeAll(messages, topicPrefix: topicPrefix))
+    }
+
+    /// Decodes and applies a batch of messages; see ``apply(_:)-(DecodedBatch)``.
     @discardableResult
     public func apply(_ messages: [ConsumedMessage]) throws -> ApplyReport {
+        try apply(decode(messages))
+    }
+
+    /// Applies a decoded batch and the offsets after it in one transaction: either all of it lands or
+    /// none does. Messages below the stored offset of their partition are skipped, so a batch seen twice
+    /// (a crash between this write and the log's commit) changes nothing.
+    @discardableResult
+    public func apply(_ decoded: DecodedBatch) throws -> ApplyReport {
         do {
-            // Decoding needs no database: do it before taking the write lock, on every core.
-            let decoded = ProjectionBatch.decodeAll(messages, topicPrefix: topicPrefix)
+            let messages = decoded.messages
             let report = try pool.write { db in
                 var stored = try Self.offsets(db)
                 var batch = ProjectionBatch(store: self, db: db, expected: messages.count)
                 var advanced = Set<TopicPartition>()
-                for (message, decoded) in zip(messages, decoded) {
-                    let position = message.topicPartition
-                    if message.offset < stored[position] ?? 0 {
+                for index in messages.indices {
+                    let position = messages[index].topicPartition
+                    if messages[index].offset < stored[position] ?? 0 {
                         batch.report.alreadyApplied += 1
                         continue
                     }
-                    stored[position] = message.offset + 1
+                    stored[position] = messages[index].offset + 1
                     advanced.insert(position)
-                    try batch.apply(message, decoded)
+                    try batch.apply(messages[index], decoded.decoded[index])
                 }
                 try batch.finish()
                 let statement = try db.cachedStatement(sql: """

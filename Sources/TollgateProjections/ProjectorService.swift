@@ -110,9 +110,54 @@ public struct ProjectorService: Service {
         let stopping = Atomic<Bool>(false)
         let clock = ContinuousClock()
         var nextLag = clock.now
+        var backoff = Duration.milliseconds(50)
+        // The batch being written. The next one is polled and decoded meanwhile (decoding needs no database),
+        // so the writer, the one part that cannot run on several cores, is rarely idle.
+        var writing: (messages: [ConsumedMessage], task: Task<ProjectionStore.ApplyReport, any Error>,
+                      started: ContinuousClock.Instant)?
+
+        /// Waits for the batch being written and accounts for it. When the database refused it (disk full,
+        /// locked), nothing of it landed: the reader goes back to the database's offsets for its partitions
+        /// and those of `polled` (read after it, now dropped), after a pause, and `false` is returned.
+        func settle(polled: [ConsumedMessage]) async throws -> Bool {
+            guard let current = writing else { return true }
+            writing = nil
+            let report: ProjectionStore.ApplyReport
+            do {
+                report = try await current.task.value
+                backoff = .milliseconds(50)
+            } catch {
+                logger.error("projector could not write a batch; retrying", metadata: [
+                    "db.error": "\(error)", "tollgate.messages": "\(current.messages.count)",
+                ])
+                let partitions = Set((current.messages + polled).map(\.topicPartition))
+                let resume = try store.offsets()
+                for partition in partitions {
+                    try await consumer.seek(.offset(resume[partition] ?? 0), partitions: [partition])
+                }
+                try await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, configuration.maxBackoff)
+                return false
+            }
+            batchTimer.recordNanoseconds((clock.now - current.started).nanosecondsClamped)
+            applied.increment(by: Int64(report.applied))
+            if report.rejected > 0 { rejected.increment(by: Int64(report.rejected)) }
+            if report.duplicates > 0 { duplicates.increment(by: Int64(report.duplicates)) }
+            let next = current.messages.nextOffsets
+            for (partition, offset) in next { position[partition] = max(position[partition] ?? 0, offset) }
+            do {
+                try await consumer.commit(next)
+            } catch let error as LogError {
+                // The database holds the batch; the log's offset only saves re-reading it.
+                logger.notice("projector could not commit offsets to the log", metadata: ["log.error": "\(error)"])
+            }
+            checkCaughtUp()
+            await onBatch?(Progress(report: report, batchMessages: current.messages.count, caughtUp: caughtUp))
+            return true
+        }
+
         do {
             try await withGracefulShutdownHandler {
-                var backoff = Duration.milliseconds(50)
                 while !stopping.load(ordering: .relaxed) && !Task.isCancelled
                         && !(caughtUp && configuration.stopWhenCaughtUp) {
                     if clock.now >= nextLag {
@@ -122,52 +167,26 @@ public struct ProjectorService: Service {
                     let batch = try await consumer.poll(maxMessages: configuration.batchSize,
                                                         timeout: configuration.pollTimeout)
                     if batch.isEmpty {
-                        // An empty poll after assignment: whatever was there at start has been read (on a
-                        // compacted topic the newest offsets may be gone).
+                        guard try await settle(polled: []) else { continue }
+                        // An empty poll after assignment, with nothing being written: whatever was there at
+                        // start has been read (on a compacted topic the newest offsets may be gone).
                         if !caughtUp, await !consumer.assignment().isEmpty {
                             position.merge(targets) { max($0, $1) }
                             checkCaughtUp()
                         }
                         continue
                     }
-                    let started = clock.now
-                    let report: ProjectionStore.ApplyReport
-                    do {
-                        report = try await Blocking.run { [store] in try store.apply(batch) }
-                        backoff = .milliseconds(50)
-                    } catch {
-                        // The database refused (disk full, locked): nothing of the batch landed. Read it
-                        // again after a pause rather than skip it.
-                        logger.error("projector could not write a batch; retrying", metadata: [
-                            "db.error": "\(error)", "tollgate.messages": "\(batch.count)",
-                        ])
-                        let partitions = Set(batch.map(\.topicPartition))
-                        let resume = try store.offsets()
-                        for partition in partitions {
-                            try await consumer.seek(.offset(resume[partition] ?? 0), partitions: [partition])
-                        }
-                        try await Task.sleep(for: backoff)
-                        backoff = min(backoff * 2, configuration.maxBackoff)
-                        continue
-                    }
-                    batchTimer.recordNanoseconds((clock.now - started).nanosecondsClamped)
-                    applied.increment(by: Int64(report.applied))
-                    if report.rejected > 0 { rejected.increment(by: Int64(report.rejected)) }
-                    if report.duplicates > 0 { duplicates.increment(by: Int64(report.duplicates)) }
-                    for (partition, next) in batch.nextOffsets { position[partition] = max(position[partition] ?? 0, next) }
-                    do {
-                        try await consumer.commit(batch.nextOffsets)
-                    } catch let error as LogError {
-                        // The database holds the batch; the log's offset only saves re-reading it.
-                        logger.notice("projector could not commit offsets to the log", metadata: ["log.error": "\(error)"])
-                    }
-                    checkCaughtUp()
-                    await onBatch?(Progress(report: report, batchMessages: batch.count, caughtUp: caughtUp))
+                    let decoded = await Blocking.run { [store] in store.decode(batch) }
+                    guard try await settle(polled: batch) else { continue }
+                    writing = (batch, Task { [store] in try await Blocking.run { try store.apply(decoded) } }, clock.now)
                 }
+                _ = try await settle(polled: [])
             } onGracefulShutdown: {
                 stopping.store(true, ordering: .relaxed)
             }
         } catch {
+            // A write in flight finishes (it is one transaction either way) before the reader closes.
+            _ = try? await writing?.task.value
             try? await consumer.close()
             throw error
         }

@@ -104,4 +104,65 @@ struct ProjectorServiceTests {
         #expect(report.applied == 300)
         #expect(try Self.totals(backup) == Expected(events))
     }
+
+    @Test("a batch the database refuses is read again, with the batch polled behind it, after a pause")
+    func refusedBatchIsReadAgain() async throws {
+        let directory = try temporaryDirectory()
+        let (log, events) = try await Self.log(directory, count: 600)
+        defer { log.close() }
+        let store = try openStore(directory)
+        // The database refuses any batch holding request 250 while `refuse` is set in meta.
+        let refusedID = events[250].data.response.requestID.replacingOccurrences(of: "'", with: "''")
+        try await store.pool.write { db in
+            try db.execute(sql: "INSERT INTO meta (name, value) VALUES ('refuse', '1')")
+            try db.execute(sql: """
+                CREATE TRIGGER refuse BEFORE INSERT ON requests
+                WHEN NEW.request_id = '\(refusedID)' AND (SELECT value FROM meta WHERE name = 'refuse') = '1'
+                BEGIN SELECT RAISE(ABORT, 'refused by the test'); END
+                """)
+        }
+        // The service logs the refusal; the test then lets the database accept writes again.
+        let (refusals, refused) = AsyncStream.makeStream(of: Void.self)
+        var logger = Logger(label: "test") { _ in
+            CallbackLogHandler { level, message in
+                if level == .error, message.hasPrefix("projector could not write a batch") { refused.yield() }
+            }
+        }
+        logger.logLevel = .error
+        var configuration = ProjectorService.Configuration()
+        configuration.stopWhenCaughtUp = true
+        configuration.batchSize = 100
+        let applied = Mutex(0)
+        let service = ProjectorService(log: log, store: store, configuration: configuration, logger: logger,
+                                       onBatch: { progress in applied.withLock { $0 += progress.report.applied } })
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await service.run() }
+            group.addTask {
+                var iterator = refusals.makeAsyncIterator()
+                _ = await iterator.next()
+                #expect(try store.status().requests < 600)
+                try await store.pool.write { try $0.execute(sql: "UPDATE meta SET value = '0' WHERE name = 'refuse'") }
+            }
+            try await group.waitForAll()
+        }
+        #expect(applied.withLock { $0 } == 600)
+        #expect(try store.status().requests == 600)
+        #expect(try Self.totals(store) == Expected(events))
+    }
+}
+
+/// Hands every log message to a closure (with its level), for tests that wait on what a service logs.
+struct CallbackLogHandler: LogHandler {
+    let callback: @Sendable (Logger.Level, String) -> Void
+    var logLevel: Logger.Level = .trace
+    var metadata: Logger.Metadata = [:]
+
+    init(_ callback: @escaping @Sendable (Logger.Level, String) -> Void) { self.callback = callback }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) { callback(event.level, event.message.description) }
 }
