@@ -66,19 +66,69 @@ struct ProjectionBatch {
 
     let store: ProjectionStore
     let db: Database
+    /// Whether the string ids looked up while decoding are still good (no transaction failed since).
+    let trustLookups: Bool
     var report = ProjectionStore.ApplyReport()
     var rollups: [CellKey: Measures] = [:]
 
-    init(store: ProjectionStore, db: Database, expected: Int) {
+    init(store: ProjectionStore, db: Database, expected: Int, trustLookups: Bool = false) {
         self.store = store
         self.db = db
+        self.trustLookups = trustLookups
         rollups.reserveCapacity(expected * 4)
+    }
+
+    /// A usage event with what can be worked out before the write transaction, on any thread: its time,
+    /// tags as JSON, rollup measures, and its dimension strings with the ids of those the database already
+    /// had when it was decoded (0 for the others). A class, so that moving it around the batch costs one
+    /// reference count rather than a copy of every field.
+    final class PreparedUsage: Sendable {
+        /// Positions in ``strings``: fixed ones, then tag names and values (sorted by name), then the model
+        /// a downgrade came from, if any.
+        static let keyID = 0, team = 1, project = 2, customer = 3, provider = 4, requested = 5, served = 6,
+                   endpoint = 7, catalog = 8, firstTag = 9
+
+        let usage: UsageData
+        let atMs: Int64
+        let tags: String?
+        let measures: Measures
+        let strings: [String]
+        let ids: [Int64]
+        let tagCount: Int
+
+        init(_ usage: UsageData, known: [String: Int64]) {
+            let response = usage.response
+            self.usage = usage
+            atMs = ProjectionBatch.milliseconds(response.timings.receivedAt)
+            tags = response.tags.isEmpty ? nil : ProjectionBatch.tagsJSON(response.tags)
+            measures = Measures(usage)
+            var strings = [response.keyID, response.team, response.project, response.customer ?? "",
+                           response.provider.rawValue, response.requestedModel, response.servedModel,
+                           response.endpoint, usage.catalogVersion]
+            strings.reserveCapacity(Self.firstTag + 2 * response.tags.count + 1)
+            for (name, value) in response.tags.sorted(by: { $0.key < $1.key }) {
+                strings.append(name)
+                strings.append(value)
+            }
+            tagCount = response.tags.count
+            if let downgradedFrom = response.routing?.downgradedFrom { strings.append(downgradedFrom) }
+            ids = strings.map { known[$0] ?? 0 }
+            self.strings = strings
+        }
+
+        var downgradedFrom: Int? { strings.count > Self.firstTag + 2 * tagCount ? strings.count - 1 : nil }
+    }
+
+    /// The id of a prepared usage's `index`-th string: looked up while decoding, or interned now.
+    private func id(_ usage: PreparedUsage, _ index: Int) throws -> Int64 {
+        if trustLookups, usage.ids[index] != 0 { return usage.ids[index] }
+        return try store.intern(usage.strings[index], db)
     }
 
 
     /// A message decoded ahead of the write transaction.
     enum Decoded: Sendable {
-        case usage(UsageData)
+        case usage(PreparedUsage)
         case decision(BudgetDecisionData)
         case alert(AlertData)
         case control(AnyControlEvent)
@@ -88,7 +138,7 @@ struct ProjectionBatch {
     }
 
     /// Decodes one message (no database access: runs before the transaction, on any thread).
-    static func decode(_ message: ConsumedMessage, topicPrefix: String) -> Decoded {
+    static func decode(_ message: ConsumedMessage, topicPrefix: String, known: [String: Int64] = [:]) -> Decoded {
         guard message.topic.hasPrefix(topicPrefix) else { return .ignored }
         let topic = String(message.topic.dropFirst(topicPrefix.count))
         guard [UsageData.topic, BudgetDecisionData.topic, AlertData.topic, KeyCreatedData.topic].contains(topic) else {
@@ -99,7 +149,7 @@ struct ProjectionBatch {
         do {
             switch topic {
             case UsageData.topic:
-                return .usage(try EventCoding.decodeUsage(from: value).data)
+                return .usage(PreparedUsage(try EventCoding.decodeUsage(from: value).data, known: known))
             case BudgetDecisionData.topic:
                 return .decision(try EventCoding.makeDecoder().decode(BudgetDecisionEvent.self, from: value).data)
             case AlertData.topic:
@@ -113,16 +163,17 @@ struct ProjectionBatch {
     }
 
     /// Decodes a batch, on every core when it is large.
-    static func decodeAll(_ messages: [ConsumedMessage], topicPrefix: String) -> [Decoded] {
+    static func decodeAll(_ messages: [ConsumedMessage], topicPrefix: String, known: [String: Int64] = [:]) -> [Decoded] {
         let workers = min(ProcessInfo.processInfo.activeProcessorCount, max(1, messages.count / 500))
-        guard workers > 1 else { return messages.map { decode($0, topicPrefix: topicPrefix) } }
+        guard workers > 1 else { return messages.map { decode($0, topicPrefix: topicPrefix, known: known) } }
         let chunk = (messages.count + workers - 1) / workers
         return Array(unsafeUninitializedCapacity: messages.count) { buffer, initialized in
             nonisolated(unsafe) let output = buffer
             DispatchQueue.concurrentPerform(iterations: workers) { worker in
                 // Each worker initializes only its own slice.
                 for index in (worker * chunk)..<min(messages.count, (worker + 1) * chunk) {
-                    (output.baseAddress! + index).initialize(to: decode(messages[index], topicPrefix: topicPrefix))
+                    (output.baseAddress! + index).initialize(to: decode(messages[index], topicPrefix: topicPrefix,
+                                                                         known: known))
                 }
             }
             initialized = messages.count
@@ -172,20 +223,22 @@ struct ProjectionBatch {
 
     /// Inserts the request row and adds the usage to the rollups; `false` when the request is already
     /// there (the same usage published twice), which changes nothing.
-    private mutating func applyUsage(_ usage: UsageData) throws -> Bool {
+    private mutating func applyUsage(_ prepared: PreparedUsage) throws -> Bool {
+        typealias P = PreparedUsage
+        let usage = prepared.usage
         let response = usage.response
-        let atMs = Self.milliseconds(response.timings.receivedAt)
-        let keyID = try store.intern(response.keyID, db)
-        let team = try store.intern(response.team, db)
-        let project = try store.intern(response.project, db)
-        let customer = try store.intern(response.customer ?? "", db)
-        let provider = try store.intern(response.provider.rawValue, db)
-        let requested = try store.intern(response.requestedModel, db)
-        let served = try store.intern(response.servedModel, db)
-        let endpoint = try store.intern(response.endpoint, db)
-        let downgradedFrom = try response.routing?.downgradedFrom.map { try store.intern($0, db) }
-        let catalog = try store.intern(usage.catalogVersion, db)
-        let tags = response.tags.isEmpty ? nil : Self.tagsJSON(response.tags)
+        let atMs = prepared.atMs
+        let keyID = try id(prepared, P.keyID)
+        let team = try id(prepared, P.team)
+        let project = try id(prepared, P.project)
+        let customer = try id(prepared, P.customer)
+        let provider = try id(prepared, P.provider)
+        let requested = try id(prepared, P.requested)
+        let served = try id(prepared, P.served)
+        let endpoint = try id(prepared, P.endpoint)
+        let downgradedFrom = try prepared.downgradedFrom.map { try id(prepared, $0) }
+        let catalog = try id(prepared, P.catalog)
+        let tags = prepared.tags
         let tokens = response.usage
         let cost = usage.costNanoUSD
         let insert = try db.cachedStatement(sql: """
@@ -225,11 +278,7 @@ struct ProjectionBatch {
         try bind.run(db)
         guard db.changesCount > 0 else { return false }
 
-        let measures = Measures(usage)
-        var tagIDs: [(Int64, Int64)] = []
-        for (name, value) in response.tags.sorted(by: { $0.key < $1.key }) {
-            tagIDs.append((try store.intern(name, db), try store.intern(value, db)))
-        }
+        let measures = prepared.measures
         for (index, table) in Self.tables.enumerated() {
             let bucket = ProjectionStore.floorDiv(atMs, table.grain.milliseconds)
             switch table.cube {
@@ -245,7 +294,8 @@ struct ProjectionBatch {
             case .customerTotal:
                 rollups[CellKey(table: index, bucket: bucket, d0: customer), default: Measures()].add(measures)
             case .tag:
-                for (name, value) in tagIDs {
+                for tag in 0..<prepared.tagCount {
+                    let name = try id(prepared, P.firstTag + 2 * tag), value = try id(prepared, P.firstTag + 2 * tag + 1)
                     rollups[CellKey(table: index, bucket: bucket, d0: name, d1: value, d2: team, d3: project),
                             default: Measures()].add(measures)
                 }

@@ -14,9 +14,10 @@ public final class ProjectionStore: Sendable {
     public let path: String
     public let topicPrefix: String
     let logger: Logger
-    /// Dimension strings already in `strings`, by value. Touched only inside write transactions, which
-    /// the pool serializes; emptied when a transaction fails, since its new ids were rolled back.
-    private let interned = Mutex<[String: Int64]>([:])
+    /// Dimension strings already in `strings`, by value. Added to only inside write transactions, which
+    /// the pool serializes; emptied when a transaction fails, since its new ids were rolled back, and then
+    /// its generation changes, so that ids a batch looked up before (``decode(_:)``) are not trusted.
+    private let interned = Mutex<(ids: [String: Int64], generation: Int)>(([:], 0))
 
     /// The topics the projector reads, with their prefix.
     public var topics: [String] {
@@ -148,13 +149,19 @@ public final class ProjectionStore: Sendable {
     public struct DecodedBatch: Sendable {
         public let messages: [ConsumedMessage]
         let decoded: [ProjectionBatch.Decoded]
+        /// The generation of the string ids the decoding looked up.
+        let generation: Int
 
         public var count: Int { messages.count }
     }
 
-    /// Decodes a batch (on every core when it is large), without touching the database.
+    /// Decodes a batch (on every core when it is large), without touching the database: events, their
+    /// rollup measures, and the ids of the dimension strings the database already has.
     public func decode(_ messages: [ConsumedMessage]) -> DecodedBatch {
-        DecodedBatch(messages: messages, decoded: ProjectionBatch.decodeAll(messages, topicPrefix: topicPrefix))
+        let known = interned.withLock { $0 }
+        return DecodedBatch(messages: messages, decoded: ProjectionBatch.decodeAll(messages, topicPrefix: topicPrefix,
+                                                                                     known: known.ids),
+                            generation: known.generation)
     }
 
     /// Decodes and applies a batch of messages; see ``apply(_:)-(DecodedBatch)``.
@@ -172,7 +179,8 @@ public final class ProjectionStore: Sendable {
             let messages = decoded.messages
             let report = try pool.write { db in
                 var stored = try Self.offsets(db)
-                var batch = ProjectionBatch(store: self, db: db, expected: messages.count)
+                var batch = ProjectionBatch(store: self, db: db, expected: messages.count,
+                                            trustLookups: decoded.generation == interned.withLock { $0.generation })
                 var advanced = Set<TopicPartition>()
                 for index in messages.indices {
                     let position = messages[index].topicPartition
@@ -197,14 +205,17 @@ public final class ProjectionStore: Sendable {
             checkpointer?.afterWrite()
             return report
         } catch {
-            interned.withLock { $0.removeAll() }
+            interned.withLock { interned in
+                interned.ids.removeAll()
+                interned.generation += 1
+            }
             throw error
         }
     }
 
     /// The id of a dimension string, adding it when new. Call only inside a write transaction.
     func intern(_ value: String, _ db: Database) throws -> Int64 {
-        if let id = interned.withLock({ $0[value] }) { return id }
+        if let id = interned.withLock({ $0.ids[value] }) { return id }
         let id: Int64
         if let existing = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM strings WHERE value = ?"),
                                              arguments: [value]) {
@@ -213,7 +224,7 @@ public final class ProjectionStore: Sendable {
             try db.cachedStatement(sql: "INSERT INTO strings (value) VALUES (?)").execute(arguments: [value])
             id = db.lastInsertedRowID
         }
-        interned.withLock { $0[value] = id }
+        interned.withLock { $0.ids[value] = id }
         return id
     }
 }
