@@ -300,7 +300,8 @@ public struct AlertData: EventPayload {
     public var severity: Severity
     /// What the alert is about.
     public var scope: Scope
-    /// The start of the budget period the alert is about, for budget alerts.
+    /// The start of the period the alert is about: the budget period for budget alerts; the hour,
+    /// window or day of the other rules' alerts (the alerts service's rules are raised once per period).
     public var periodStart: Date?
     /// The threshold level crossed, in percent, for threshold alerts.
     public var levelPercent: Int?

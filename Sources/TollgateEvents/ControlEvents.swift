@@ -1,13 +1,14 @@
 public import Foundation
 
-/// The data of an event on the control topic: a change to a key, budget or route.
+/// The data of an event on the control topic: a change to a key, budget, route or alert rule.
 ///
 /// The control topic has one partition, so all control changes are totally ordered, and is
-/// compacted by entity key (`key:<id>`, `budget:<id>`, `route:<id>`), so its latest value per key is
-/// the entity's current definition (or its deletion). Every service folds it at start.
+/// compacted by entity key (`key:<id>`, `budget:<id>`, `route:<id>`, `alert_rule:<id>`), so its
+/// latest value per key is the entity's current definition (or its deletion). Every service folds it
+/// at start.
 public protocol ControlPayload: EventPayload {
-    /// The entity this change is about: `key:<id>`, `budget:<id>` or `route:<id>`. It is the
-    /// message key on the control topic.
+    /// The entity this change is about: `key:<id>`, `budget:<id>`, `route:<id>` or
+    /// `alert_rule:<id>`. It is the message key on the control topic.
     var entityKey: String { get }
 }
 
@@ -414,7 +415,7 @@ public struct RouteDeletedData: ControlPayload {
 /// switch try AnyControlEvent.decode(from: bytes) {
 /// case .keyCreated(let event): keys[event.data.keyID] = event.data
 /// case .keyRevoked(let event): keys[event.data.keyID] = nil
-/// case .budgetSet, .budgetDeleted, .routeSet, .routeDeleted: break
+/// case .budgetSet, .budgetDeleted, .routeSet, .routeDeleted, .alertRuleSet, .alertRuleDeleted: break
 /// }
 /// ```
 ///
@@ -433,11 +434,16 @@ public enum AnyControlEvent: Sendable, Hashable, Codable {
     case routeSet(RouteSetEvent)
     /// A route was deleted.
     case routeDeleted(RouteDeletedEvent)
+    /// An alert rule was set.
+    case alertRuleSet(AlertRuleSetEvent)
+    /// An alert rule was deleted.
+    case alertRuleDeleted(AlertRuleDeletedEvent)
 
     /// Every control event type, in the order of the cases.
     public static let eventTypes: [String] = [
         KeyCreatedData.eventType, KeyRevokedData.eventType, BudgetSetData.eventType,
         BudgetDeletedData.eventType, RouteSetData.eventType, RouteDeletedData.eventType,
+        AlertRuleSetData.eventType, AlertRuleDeletedData.eventType,
     ]
 
     /// Decodes a control event from its JSON bytes.
@@ -458,6 +464,8 @@ public enum AnyControlEvent: Sendable, Hashable, Codable {
         case BudgetDeletedData.eventType: self = .budgetDeleted(try BudgetDeletedEvent(from: decoder))
         case RouteSetData.eventType: self = .routeSet(try RouteSetEvent(from: decoder))
         case RouteDeletedData.eventType: self = .routeDeleted(try RouteDeletedEvent(from: decoder))
+        case AlertRuleSetData.eventType: self = .alertRuleSet(try AlertRuleSetEvent(from: decoder))
+        case AlertRuleDeletedData.eventType: self = .alertRuleDeleted(try AlertRuleDeletedEvent(from: decoder))
         default: throw EventDecodingError.unknownEventType(found: type, expectedOneOf: Self.eventTypes)
         }
     }
@@ -470,6 +478,8 @@ public enum AnyControlEvent: Sendable, Hashable, Codable {
         case .budgetDeleted(let event): try event.encode(to: encoder)
         case .routeSet(let event): try event.encode(to: encoder)
         case .routeDeleted(let event): try event.encode(to: encoder)
+        case .alertRuleSet(let event): try event.encode(to: encoder)
+        case .alertRuleDeleted(let event): try event.encode(to: encoder)
         }
     }
 
@@ -482,6 +492,8 @@ public enum AnyControlEvent: Sendable, Hashable, Codable {
         case .budgetDeleted(let e): e.id
         case .routeSet(let e): e.id
         case .routeDeleted(let e): e.id
+        case .alertRuleSet(let e): e.id
+        case .alertRuleDeleted(let e): e.id
         }
     }
 
@@ -494,10 +506,13 @@ public enum AnyControlEvent: Sendable, Hashable, Codable {
         case .budgetDeleted(let e): e.type
         case .routeSet(let e): e.type
         case .routeDeleted(let e): e.type
+        case .alertRuleSet(let e): e.type
+        case .alertRuleDeleted(let e): e.type
         }
     }
 
-    /// The entity the event is about (`key:<id>`, `budget:<id>`, `route:<id>`): the message key.
+    /// The entity the event is about (`key:<id>`, `budget:<id>`, `route:<id>`, `alert_rule:<id>`): the
+    /// message key.
     public var entityKey: String {
         switch self {
         case .keyCreated(let e): e.data.entityKey
@@ -506,6 +521,8 @@ public enum AnyControlEvent: Sendable, Hashable, Codable {
         case .budgetDeleted(let e): e.data.entityKey
         case .routeSet(let e): e.data.entityKey
         case .routeDeleted(let e): e.data.entityKey
+        case .alertRuleSet(let e): e.data.entityKey
+        case .alertRuleDeleted(let e): e.data.entityKey
         }
     }
 }

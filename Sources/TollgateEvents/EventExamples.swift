@@ -21,7 +21,8 @@ public struct EventExample: Sendable, Hashable {
 ///
 /// For every type in ``EventRegistry`` there is a `"full"` example with every optional field set
 /// (including the envelope's `subject`) and a `"minimal"` one with none set; usage events also have
-/// an `"unpriced"` one. Because they are encoded from the Swift types, validating them against the
+/// an `"unpriced"` one, and alert rules one per group of kind-specific parameters (`"threshold"`,
+/// `"burn_rate"`, `"spend_spike"`, `"latency_spike"`), which no single rule can carry together. Because they are encoded from the Swift types, validating them against the
 /// JSON Schemas (`tollgate events examples --json`, checked by `Tests/python/test_schemas.py`)
 /// proves that the schemas and the Swift types describe the same JSON.
 ///
@@ -389,6 +390,86 @@ public enum EventExamples {
                     id: "route-deleted:auto", source: "tollgate/admin/host-1",
                     time: time("2026-11-23T12:00:00.000Z"),
                     data: RouteDeletedData(routeID: "auto", deletedAt: time("2026-11-23T12:00:00.000Z")))))
+
+        // tollgate.control.alert_rule.set.v1
+        examples.append(
+            example(
+                "full",
+                AlertRuleSetEvent(
+                    id: "alert-rule-set:default-error-rate-spike:2", source: "tollgate/admin/host-1",
+                    time: time("2026-11-24T12:00:00.000Z"), subject: "alert_rule:default-error-rate-spike",
+                    data: AlertRuleSetData(
+                        ruleID: "default-error-rate-spike", kind: .errorRateSpike, scope: .global, enabled: true,
+                        severity: .critical, channels: ["oncall-slack", "pager-webhook"], factorBP: 40_000,
+                        windowMinutes: 5, baselineWindows: 24, minRequests: 50, errorRateBP: 500,
+                        updatedAt: time("2026-11-24T12:00:00.000Z")))))
+        examples.append(
+            example(
+                "minimal",
+                AlertRuleSetEvent(
+                    id: "alert-rule-set:default-estimated-usage:1", source: "tollgate/admin/host-1",
+                    time: time("2026-11-24T12:01:00.000Z"),
+                    data: AlertRuleSetData(
+                        ruleID: "default-estimated-usage", kind: .estimatedUsage, scope: .global, enabled: false,
+                        updatedAt: time("2026-11-24T12:01:00.000Z")))))
+        examples.append(
+            example(
+                "threshold",
+                AlertRuleSetEvent(
+                    id: "alert-rule-set:search-thresholds:1", source: "tollgate/admin/host-1",
+                    time: time("2026-11-24T12:02:00.000Z"), subject: "alert_rule:search-thresholds",
+                    data: AlertRuleSetData(
+                        ruleID: "search-thresholds", kind: .budgetThreshold, scope: .team("search"),
+                        channels: ["search-email"], levelsPercent: [25, 50, 75, 90, 100],
+                        updatedAt: time("2026-11-24T12:02:00.000Z")))))
+        examples.append(
+            example(
+                "burn_rate",
+                AlertRuleSetEvent(
+                    id: "alert-rule-set:default-burn-rate:2", source: "tollgate/admin/host-1",
+                    time: time("2026-11-24T12:03:00.000Z"), subject: "alert_rule:default-burn-rate",
+                    data: AlertRuleSetData(
+                        ruleID: "default-burn-rate", kind: .burnRate, scope: .global, severity: .warning,
+                        leadMs: 86_400_000, minElapsedBP: 500, updatedAt: time("2026-11-24T12:03:00.000Z")))))
+        examples.append(
+            example(
+                "spend_spike",
+                AlertRuleSetEvent(
+                    id: "alert-rule-set:spend-spike-per-key:1", source: "tollgate/admin/host-1",
+                    time: time("2026-11-24T12:04:00.000Z"), subject: "alert_rule:spend-spike-per-key",
+                    data: AlertRuleSetData(
+                        ruleID: "spend-spike-per-key", kind: .spendSpike, scope: Scope(kind: .key, id: "*"),
+                        factorBP: 50_000, minNanoUSD: Money(nanoUSD: 25_000_000_000), baselineHours: 48,
+                        updatedAt: time("2026-11-24T12:04:00.000Z")))))
+        examples.append(
+            example(
+                "latency_spike",
+                AlertRuleSetEvent(
+                    id: "alert-rule-set:latency-summarize:1", source: "tollgate/admin/host-1",
+                    time: time("2026-11-24T12:05:00.000Z"), subject: "alert_rule:latency-summarize",
+                    data: AlertRuleSetData(
+                        ruleID: "latency-summarize", kind: .latencySpike,
+                        scope: .tag(name: "feature", value: "summarize"), factorBP: 25_000,
+                        windowMinutes: 10, baselineWindows: 6, minRequests: 10, minLatencyMs: 5_000,
+                        updatedAt: time("2026-11-24T12:05:00.000Z")))))
+
+        // tollgate.control.alert_rule.deleted.v1
+        examples.append(
+            example(
+                "full",
+                AlertRuleDeletedEvent(
+                    id: "alert-rule-deleted:search-thresholds", source: "tollgate/admin/host-1",
+                    time: time("2026-11-25T12:00:00.000Z"), subject: "alert_rule:search-thresholds",
+                    data: AlertRuleDeletedData(
+                        ruleID: "search-thresholds", deletedAt: time("2026-11-25T12:00:00.000Z")))))
+        examples.append(
+            example(
+                "minimal",
+                AlertRuleDeletedEvent(
+                    id: "alert-rule-deleted:latency-summarize", source: "tollgate/admin/host-1",
+                    time: time("2026-11-25T12:01:00.000Z"),
+                    data: AlertRuleDeletedData(
+                        ruleID: "latency-summarize", deletedAt: time("2026-11-25T12:01:00.000Z")))))
 
         return examples
     }

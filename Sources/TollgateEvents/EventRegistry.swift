@@ -45,6 +45,8 @@ public enum EventRegistry {
         EventTypeDescriptor(BudgetDeletedData.self),
         EventTypeDescriptor(RouteSetData.self),
         EventTypeDescriptor(RouteDeletedData.self),
+        EventTypeDescriptor(AlertRuleSetData.self),
+        EventTypeDescriptor(AlertRuleDeletedData.self),
     ]
 
     /// Every event type mapped to its schema file name (`"tollgate.usage.v1"` →

@@ -175,12 +175,13 @@ public enum TopicCatalog {
                 "Alerts raised (budget thresholds, burn rate, spikes, unpriced models), keyed by their deterministic id for de-duplication."
         ),
         TopicDefinition(
-            name: "control", messageKey: "entity id: key:<key_id>, budget:<budget_id> or route:<route_id>",
+            name: "control",
+            messageKey: "entity id: key:<key_id>, budget:<budget_id>, route:<route_id> or alert_rule:<rule_id>",
             partitions: 1, cleanupPolicy: .compact, retentionMs: -1,
             eventTypes: AnyControlEvent.eventTypes, producer: "admin",
             consumers: ["ingress", "cost", "budget", "alerts", "projector", "query"],
             description:
-                "Keys (hash only, never the secret), budgets and routes; one partition so all control changes are totally ordered, compacted to the latest event per entity. Every service folds it at start."
+                "Keys (hash only, never the secret), budgets, routes and alert rules; one partition so all control changes are totally ordered, compacted to the latest event per entity. Every service folds it at start."
         ),
         TopicDefinition(
             name: "deadletter", messageKey: "source topic and partition: <topic>:<partition>",

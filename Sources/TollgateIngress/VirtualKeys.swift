@@ -134,7 +134,7 @@ public struct KeyTable: Sendable {
             if let hash = hashByID[revoked.data.keyID] {
                 byHash[hash]?.revokedAt = revoked.data.revokedAt
             }
-        case .budgetSet, .budgetDeleted, .routeSet, .routeDeleted:
+        case .budgetSet, .budgetDeleted, .routeSet, .routeDeleted, .alertRuleSet, .alertRuleDeleted:
             break
         }
     }

@@ -428,7 +428,7 @@ struct ProjectionBatch {
                     VALUES (?, 'global', '*', 'month', 'UTC', 0, '[]', '{}', 'block', 0, ?)
                     """, arguments: [event.data.budgetID, deletedAt])
             }
-        case .routeSet, .routeDeleted:
+        case .routeSet, .routeDeleted, .alertRuleSet, .alertRuleDeleted:
             break
         }
     }

@@ -28,11 +28,13 @@ import TollgateEvents
             case .budgetDeleted(let e): #expect(event.entityKey == "budget:" + e.data.budgetID)
             case .routeSet(let e): #expect(event.entityKey == "route:" + e.data.routeID)
             case .routeDeleted(let e): #expect(event.entityKey == "route:" + e.data.routeID)
+            case .alertRuleSet(let e): #expect(event.entityKey == "alert_rule:" + e.data.ruleID)
+            case .alertRuleDeleted(let e): #expect(event.entityKey == "alert_rule:" + e.data.ruleID)
             }
             seen.append(event.type)
         }
         #expect(Set(seen) == Set(AnyControlEvent.eventTypes))
-        #expect(AnyControlEvent.eventTypes.count == 6)
+        #expect(AnyControlEvent.eventTypes.count == 8)
     }
 
     @Test func controlDecodingRejectsOtherTypes() throws {

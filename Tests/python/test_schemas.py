@@ -187,7 +187,14 @@ def test_own_examples_cover_every_property(file_name):
 
 
 # Properties that no single example can hold together (the schema makes them exclusive).
-EXCLUSIVE = {"usage.v1.schema.json": {"data.unpriced_reason"}}
+EXCLUSIVE = {
+    "usage.v1.schema.json": {"data.unpriced_reason"},
+    # Kind-specific parameters: the full example is an error-rate rule; these belong to other kinds.
+    "control.alert_rule.set.v1.schema.json": {
+        "data.levels_percent", "data.min_nano_usd", "data.baseline_hours", "data.min_latency_ms",
+        "data.lead_ms", "data.min_elapsed_bp",
+    },
+}
 
 
 @pytest.mark.parametrize("file_name", EVENT_SCHEMA_FILES)
@@ -296,6 +303,23 @@ def test_contract_specific_rules():
         ok = copy.deepcopy(example)
         ok["data"]["remaining_nano_usd"] = -5  # overshoot is allowed
         decision.validate(ok)
+
+
+def test_alert_rule_parameters_only_on_their_kinds():
+    """Like AlertRuleSetData's decoding: a parameter on a kind it does not apply to is invalid."""
+    rule = validator_for("control.alert_rule.set.v1.schema.json")
+    examples = SCHEMA_DOCS["control.alert_rule.set.v1.schema.json"]["examples"]
+    for example in examples:
+        rule.validate(example)
+    spike = next(e for e in examples if e["data"]["kind"] == "spend_spike")
+    for field, value in (("levels_percent", [50]), ("lead_ms", 1), ("error_rate_bp", 100), ("min_latency_ms", 5)):
+        bad = copy.deepcopy(spike)
+        bad["data"][field] = value
+        pytest.raises(ValidationError, rule.validate, bad)
+    for field, value in (("kind", "events_dropped"), ("factor_bp", 10000), ("baseline_hours", 0), ("rule_id", "a|b")):
+        bad = copy.deepcopy(spike)
+        bad["data"][field] = value
+        pytest.raises(ValidationError, rule.validate, bad)
 
 
 # (c) the examples printed from the Swift types validate and cover every declared property
