@@ -128,6 +128,7 @@ let package = Package(
                 "TollgateProviders",
                 "TollgateBudget",
                 "TollgatePricing",
+                "TollgateAlerts",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -146,6 +147,7 @@ let package = Package(
                 "TollgateEvents",
                 "TollgateLog",
                 "TollgateBudget",
+                "TollgateNotify",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -160,6 +162,7 @@ let package = Package(
             dependencies: [
                 "CCurl",
                 "TollgateEvents",
+                "TollgateLog",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -188,6 +191,7 @@ let package = Package(
             name: "TollgateQuery",
             dependencies: [
                 "TollgateEvents",
+                "TollgateLog",
                 "TollgateProjections",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -201,6 +205,8 @@ let package = Package(
             name: "TollgateApp",
             dependencies: [
                 "TollgateEvents",
+                "TollgateAlerts",
+                "TollgateNotify",
                 "TollgateProjections",
                 "TollgateQuery",
                 "TollgateLog",
@@ -215,6 +221,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict
         ),
@@ -222,6 +229,8 @@ let package = Package(
             name: "tollgate",
             dependencies: [
                 "TollgateApp",
+                "TollgateAlerts",
+                "TollgateNotify",
                 "TollgateProjections",
                 "TollgateQuery",
                 "TollgateIngress",
@@ -299,6 +308,7 @@ let package = Package(
             name: "TollgateIngressTests",
             dependencies: [
                 "TollgateIngress", "TollgateProviders", "TollgateEvents", "TollgateLog", "TollgateFakeProvider",
+                "TollgateAlerts",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -320,7 +330,7 @@ let package = Package(
         .testTarget(
             name: "TollgateAlertsTests",
             dependencies: [
-                "TollgateAlerts", "TollgateBudget", "TollgateEvents", "TollgateLog",
+                "TollgateAlerts", "TollgateNotify", "TollgateBudget", "TollgateEvents", "TollgateLog",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -357,8 +367,9 @@ let package = Package(
         .testTarget(
             name: "TollgateAppTests",
             dependencies: [
-                "TollgateApp", "TollgateEvents", "TollgateLog", "TollgateBudget", "TollgateCost", "TollgateIngress",
-                "TollgatePricing", "TollgateFakeProvider",
+                "TollgateApp", "TollgateEvents", "TollgateLog", "TollgateBudget", "TollgateCost", "TollgateIngress", "TollgateNotify",
+                "TollgatePricing", "TollgateFakeProvider", "TollgateAlerts",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

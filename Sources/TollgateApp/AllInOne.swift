@@ -52,6 +52,10 @@ public struct AllInOne: Sendable {
         public var spoolMaxBytes: Int64 = 1 << 30
         /// The projections database (default `<data-dir>/projections.sqlite`).
         public var projectionsPath: String?
+        /// The alerts configuration file (channels, retry; YAML or JSON). Default: `TOLLGATE_ALERTS_FILE`.
+        public var alertsFile: String? = ProcessInfo.processInfo.environment["TOLLGATE_ALERTS_FILE"]
+        /// The alert deliveries database (default `<data-dir>/alerts.sqlite`).
+        public var alertsPath: String?
 
         public init() {}
 
@@ -62,6 +66,10 @@ public struct AllInOne: Sendable {
         /// The spool's directory (Kafka only): `<data directory>/spool`.
         public var resolvedProjectionsPath: String {
             projectionsPath ?? URL(fileURLWithPath: dataDirectory).appendingPathComponent("projections.sqlite").path
+        }
+
+        public var resolvedAlertsPath: String {
+            alertsPath ?? URL(fileURLWithPath: dataDirectory).appendingPathComponent("alerts.sqlite").path
         }
 
         public var spoolDirectory: String {
@@ -95,6 +103,7 @@ public struct AllInOne: Sendable {
         logger.info("price catalog loaded", metadata: [
             "tollgate.catalog_version": "\(pricer.catalog.catalogVersion)", "tollgate.models": "\(pricer.catalog.models.count)",
         ])
+        let alertsConfiguration = try AlertsConfiguration.load(file: options.alertsFile)
         let readiness = Readiness(checks: ["log", "control", "budgets"])
         let backend = try await LogBackend.open(options.logSettings, logger: logger)
         defer { backend.close() }
@@ -104,6 +113,7 @@ public struct AllInOne: Sendable {
                                          logger: logger)
         }
 
+        try await alertsConfiguration.applyRules(log: backend.log, topicPrefix: options.topicPrefix, logger: logger)
         var ingressConfiguration = options.ingress
         ingressConfiguration.topicPrefix = options.topicPrefix
         let ingress = Ingress(configuration: ingressConfiguration, log: backend.log, eventSink: backend.sink,
@@ -119,6 +129,10 @@ public struct AllInOne: Sendable {
         let projector = ProjectorService(log: backend.log, store: store, logger: logger,
                                          onCaughtUp: { readiness.setDetail("projections", "caught_up") })
         readiness.setDetail("projections", "catching_up")
+        let alerts = try AlertsRuntime(log: backend.log, configuration: alertsConfiguration,
+                                       path: options.resolvedAlertsPath, topicPrefix: options.topicPrefix,
+                                       logger: logger, onCaughtUp: { readiness.setDetail("alerts", "caught_up") })
+        readiness.setDetail("alerts", "catching_up")
         let router = Router()
         HealthRoutes.add(to: router, readiness: readiness)
         Observability.addRoutes(to: router)
@@ -144,6 +158,7 @@ public struct AllInOne: Sendable {
                                               logger: logger)),
                    .init(service: BudgetService(log: backend.log, topicPrefix: options.topicPrefix, logger: logger)),
                    .init(service: projector)]
+                + alerts.services.map { .init(service: $0) }
                 + ingress.services.map { .init(service: $0) }
                 + [.init(service: http)],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -151,7 +166,13 @@ public struct AllInOne: Sendable {
         )
         configuration.maximumGracefulShutdownDuration = options.shutdownTimeout
         let group = ServiceGroup(configuration: configuration)
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await alerts.shutdown()
+            throw error
+        }
+        await alerts.shutdown()
         await backend.finish(logger: logger)
         logger.info("tollgate stopped")
     }

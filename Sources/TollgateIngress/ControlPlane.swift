@@ -5,7 +5,7 @@ import Synchronization
 public import TollgateEvents
 public import TollgateLog
 
-/// Folds the control topic (keys, budgets, routes) into this process's view of them.
+/// Folds the control topic (keys, budgets, routes, alert rules) into this process's view of them.
 ///
 /// Every process reads the whole control topic from the beginning at start, as a member of a group of
 /// its own (so every replica sees every event), and never commits. It is ready once it has read up to the
@@ -16,6 +16,7 @@ public final class ControlPlane: Service, Sendable {
     public let topic: String
     private let logger: Logger
     private let table = Mutex(KeyTable())
+    private let alertRuleSets = Mutex<[String: AlertRuleSetData]>([:])
     private let changed = ChangeNotifier()
     private let ready = Atomic<Bool>(false)
     private let onReady: @Sendable () -> Void
@@ -36,6 +37,9 @@ public final class ControlPlane: Service, Sendable {
     /// The keys as of the last applied control event.
     public var keys: KeyTable { table.withLock { $0 } }
 
+    /// The alert rules set on the control topic (and not deleted), by id; the built-in rules are not here.
+    public var alertRules: [String: AlertRuleSetData] { alertRuleSets.withLock { $0 } }
+
     /// Whether the control topic has been read up to where it was at start.
     public var isReady: Bool { ready.load(ordering: .acquiring) }
 
@@ -43,6 +47,12 @@ public final class ControlPlane: Service, Sendable {
     public func apply(_ events: [AnyControlEvent]) {
         table.withLock { table in
             for event in events { table.apply(event) }
+        }
+        alertRuleSets.withLock { rules in
+            for event in events {
+                if case .alertRuleSet(let set) = event { rules[set.data.ruleID] = set.data }
+                if case .alertRuleDeleted(let deleted) = event { rules[deleted.data.ruleID] = nil }
+            }
         }
         for observer in observers.withLock({ $0 }) { observer(events) }
         changed.signal()

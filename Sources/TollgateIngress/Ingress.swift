@@ -61,6 +61,7 @@ public final class Ingress: Service, Sendable {
     /// Mounts the providers' paths and the admin API.
     public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
         AdminRoutes.add(to: router, adminKey: configuration.adminKey, control: control, writer: writer)
+        AdminAlertRoutes.add(to: router, adminKey: configuration.adminKey, control: control, writer: writer)
         if let budgets {
             AdminBudgetRoutes.add(to: router, adminKey: configuration.adminKey, budgets: budgets, control: control,
                                   writer: writer)

@@ -61,7 +61,9 @@ public struct ChannelConfiguration: Sendable, Hashable, Codable {
     }
 
     public init(from decoder: any Decoder) throws {
-        try UnknownKeys.reject(in: decoder, allowed: CodingKeys.allCases.map(\.rawValue), what: "alert channels")
+        // `rules` is the alerts file's other section, read by the alerts service's rule setup.
+        try UnknownKeys.reject(in: decoder, allowed: CodingKeys.allCases.map(\.rawValue) + ["rules"],
+                               what: "alerts configuration")
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.init(channels: try container.decodeIfPresent([String: AlertChannel].self, forKey: .channels) ?? [:],
                   retry: try container.decodeIfPresent(RetryPolicy.self, forKey: .retry) ?? RetryPolicy())

@@ -1,5 +1,6 @@
 public import AsyncHTTPClient
 public import Foundation
+import TollgateLog
 public import Logging
 public import Metrics
 public import ServiceLifecycle

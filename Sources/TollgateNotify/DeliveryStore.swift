@@ -22,7 +22,8 @@ public struct NewDelivery: Sendable, Hashable {
         self.init(event: event, json: try EventCoding.encode(event), channel: channel)
     }
 
-    init(event: AlertEvent, json: Data, channel: String) {
+    /// A delivery of `event` to `channel`, with the event's JSON already encoded (one encoding for every channel).
+    public init(event: AlertEvent, json: Data, channel: String) {
         alertID = event.data.alertID
         self.channel = channel
         self.event = json

@@ -1,5 +1,6 @@
 import CCurl
 public import Foundation
+import TollgateLog
 import Synchronization
 
 /// Sends alerts by e-mail over SMTP, with libcurl: the message described in ``EmailFormat``.

@@ -1,4 +1,5 @@
 public import Foundation
+import TollgateLog
 import HTTPTypes
 public import Hummingbird
 public import TollgateProjections

@@ -20,6 +20,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "A budgets file (YAML or JSON) applied at start (env TOLLGATE_BUDGETS_FILE); see `tollgate budgets apply`.")
     var budgets: String?
 
+    @OptionGroup var alerts: AlertsCommand.AlertsOptions
+
     @Option(help: "Ingress replicas sharing the budgets: each may spend only 1/N of what a budget has left (env TOLLGATE_INGRESS_REPLICAS).")
     var replicas: Int?
 
@@ -70,9 +72,15 @@ struct Serve: AsyncParsableCommand {
         if let pricingFile = pricing.pricing { options.pricingFile = pricingFile }
         if let replicas { options.ingressReplicas = replicas }
         if let budgets { options.budgetsFile = budgets }
+        options.alertsFile = alerts.file
+        options.alertsPath = alerts.path(storage)
         options.kafka = try kafka.configuration()
         options.spoolMaxMessages = spoolMaxMessages
         options.spoolMaxBytes = spoolMaxBytes
-        try await AllInOne(options: options, logger: logger).run()
+        do {
+            try await AllInOne(options: options, logger: logger).run()
+        } catch let error as AlertsConfigurationError {
+            throw CommandFailure(error.description)
+        }
     }
 }

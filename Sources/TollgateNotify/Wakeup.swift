@@ -1,23 +1,6 @@
 import Foundation
 import Synchronization
 
-/// Blocking work (SQLite calls, libcurl transfers) run on a dispatch queue and awaited. `tollgate serve` runs
-/// Swift concurrency on SwiftNIO's event loops, which also carry the proxy's traffic: a database write or an
-/// SMTP exchange must never hold one of them.
-enum Blocking {
-    static func run<Value: Sendable>(_ work: @escaping @Sendable () throws -> Value) async throws -> Value {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global(qos: .userInitiated).async { continuation.resume(with: Result { try work() }) }
-        }
-    }
-
-    static func run<Value: Sendable>(_ work: @escaping @Sendable () -> Value) async -> Value {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global(qos: .userInitiated).async { continuation.resume(returning: work()) }
-        }
-    }
-}
-
 /// A version counter a task can wait on: "wake me when something changed, or after a timeout".
 ///
 /// The delivery store signals after every commit that queued deliveries; the deliverer waits on it between

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Blocking work (SQLite calls, decoding a batch) run on a dispatch queue and awaited. `tollgate serve` runs
+/// Blocking work (SQLite calls, decoding a batch, libcurl transfers) run on a dispatch queue and awaited. `tollgate serve` runs
 /// Swift concurrency on SwiftNIO's event loops, which also carry the proxy's traffic: a query or a batch
 /// write must never hold one of them.
 public enum Blocking {

@@ -1,0 +1,255 @@
+public import Foundation
+public import Logging
+public import Metrics
+public import ServiceLifecycle
+import Synchronization
+public import TollgateEvents
+public import TollgateLog
+public import TollgateNotify
+
+/// The alerts service: folds `control`, `budget-decisions` and `usage` with ``AlertFold`` in the consumer
+/// group `tollgate-alerts`, publishes each alert as an `alert.v1` event, and queues its deliveries in the
+/// ``DeliveryStore``, which a ``Deliverer`` (usually in the same process) sends.
+///
+/// After each batch, in this order: the batch's alerts are published and acknowledged by the log; then
+/// one transaction stores the deliveries (one per alert and channel; an alert queued again is ignored),
+/// the fold's state (its snapshot, with the offsets it has folded) and the offsets; then the log's offsets
+/// are committed. A crash anywhere in between folds the batch again from the saved state: the same alert
+/// ids are raised, published again (consumers drop duplicates by id) and queued once. Nothing is lost and
+/// no channel gets an alert twice from the store.
+///
+/// At first start (no saved state) the fold begins from the rules and budgets of the control topic and
+/// the ids already on the alerts topic, so that a new or rebuilt service does not raise them again.
+public struct AlertsService: Service {
+    public static let group = "tollgate-alerts"
+
+    public struct Configuration: Sendable {
+        public var batchSize = 2_000
+        public var pollTimeout: Duration = .milliseconds(20)
+        public var maxBackoff: Duration = .seconds(5)
+        /// The stable consumer member id (a restarted service takes its partitions back at once).
+        public var instanceID: String? = "alerts"
+
+        public init() {}
+    }
+
+    /// What one batch did, for tests and progress.
+    public struct BatchReport: Sendable {
+        public var messages: Int
+        public var alerts: [AlertData]
+        public var newDeliveries: Int
+    }
+
+    let log: any MessageLog
+    let store: DeliveryStore
+    let channels: ChannelConfiguration
+    let topicPrefix: String
+    let configuration: Configuration
+    let logger: Logger
+    let metricsFactory: any MetricsFactory
+    let onCaughtUp: (@Sendable () -> Void)?
+    let onBatch: (@Sendable (BatchReport) async -> Void)?
+
+    public init(log: any MessageLog, store: DeliveryStore, channels: ChannelConfiguration,
+                topicPrefix: String = TopicCatalog.defaultPrefix, configuration: Configuration = Configuration(),
+                logger: Logger, metricsFactory: any MetricsFactory = MetricsSystem.factory,
+                onCaughtUp: (@Sendable () -> Void)? = nil,
+                onBatch: (@Sendable (BatchReport) async -> Void)? = nil) {
+        self.log = log
+        self.store = store
+        self.channels = channels
+        self.topicPrefix = topicPrefix
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "tollgate.service"] = "alerts"
+        self.logger = logger
+        self.metricsFactory = metricsFactory
+        self.onCaughtUp = onCaughtUp
+        self.onBatch = onBatch
+    }
+
+    /// The fold's state to begin with: the saved snapshot, or one built from the log.
+    func restore(fold: AlertFold) async throws -> AlertFold.State {
+        let saved = try await Blocking.run { [store] in try store.loadState() }
+        if let data = saved.state {
+            do {
+                return try JSONDecoder().decode(AlertFold.State.self, from: data)
+            } catch {
+                logger.error("the saved alerts state does not decode; rebuilding it from the log", metadata: [
+                    "tollgate.error": "\(error)",
+                ])
+            }
+        }
+        let control = try await log.readToEnd(topic: topicPrefix + "control").compactMap { message in
+            message.value.flatMap { try? AnyControlEvent.decode(from: $0) }
+        }
+        let raised = try await log.readToEnd(topic: fold.alertsTopic).compactMap { message in
+            message.key.map { String(decoding: $0, as: UTF8.self) }
+        }
+        return AlertFold.State(control: control, raisedAlertIDs: raised)
+    }
+
+    /// The deliveries of an alert: to the rule's channels when it names some (those configured), else to
+    /// every channel whose scopes and minimum severity take it.
+    func deliveries(_ event: AlertEvent, rule: AlertRule?) throws -> [NewDelivery] {
+        guard let named = rule?.channels, !named.isEmpty else { return try channels.deliveries(for: event) }
+        let known = named.filter { channels.channels[$0] != nil }
+        if known.count < named.count {
+            logger.warning("an alert rule names channels that are not configured", metadata: [
+                "tollgate.rule": "\(rule?.id ?? "")",
+                "tollgate.channels": "\(named.filter { channels.channels[$0] == nil })",
+            ])
+        }
+        let json = try EventCoding.encode(event)
+        return Set(known).sorted().map { NewDelivery(event: event, json: json, channel: $0) }
+    }
+
+    public func run() async throws {
+        let fold = AlertFold(topicPrefix: topicPrefix)
+        var state = try await restore(fold: fold)
+        let raisedCounter = { (kind: AlertData.Kind) in
+            Counter(label: "tollgate_alerts_raised_total", dimensions: [("kind", kind.rawValue)], factory: metricsFactory)
+        }
+        let eventsCounter = Counter(label: "tollgate_alerts_events_total", factory: metricsFactory)
+        let rejected = Counter(label: "tollgate_alerts_rejected_total", factory: metricsFactory)
+        let batchTimer = Timer(label: "tollgate_alerts_batch_seconds", factory: metricsFactory)
+
+        var targets: [TopicPartition: Int64] = [:]
+        for topic in fold.inputTopics {
+            for (partition, marks) in try await log.watermarks(topic: topic) {
+                targets[TopicPartition(topic: topic, partition: partition)] = marks.high
+            }
+        }
+        let consumer = try await log.makeConsumer(ConsumerConfiguration(
+            group: Self.group, instanceID: configuration.instanceID, autoOffsetReset: .earliest))
+        try await consumer.subscribe(fold.inputTopics)
+        logger.info("alerts service started", metadata: [
+            "kafka.topics": "\(fold.inputTopics)", "tollgate.rules": "\(state.rules.count)",
+            "tollgate.channels": "\(channels.channels.keys.sorted())", "db.path": "\(store.path)",
+        ])
+
+        var position: [TopicPartition: Int64] = [:]
+        var caughtUp = false
+        func checkCaughtUp() {
+            guard !caughtUp else { return }
+            if targets.allSatisfy({ $0.value == 0 || (position[$0.key] ?? 0) >= $0.value }) {
+                caughtUp = true
+                logger.info("alerts service caught up with the log")
+                onCaughtUp?()
+            }
+        }
+        checkCaughtUp()
+        let stopping = Atomic<Bool>(false)
+        let clock = ContinuousClock()
+        do {
+            try await withGracefulShutdownHandler {
+                var backoff = Duration.milliseconds(50)
+                while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+                    let batch = try await consumer.poll(maxMessages: configuration.batchSize,
+                                                        timeout: configuration.pollTimeout)
+                    if batch.isEmpty {
+                        if !caughtUp, await !consumer.assignment().isEmpty {
+                            position.merge(targets) { max($0, $1) }
+                            checkCaughtUp()
+                        }
+                        continue
+                    }
+                    let started = clock.now
+                    // Fold a copy: if publishing or storing fails, the batch is folded again from `state`.
+                    var next = state
+                    var raised: [AlertData] = []
+                    for message in batch {
+                        let input: AlertFold.Input
+                        do {
+                            input = try fold.decode(message)
+                        } catch {
+                            rejected.increment()
+                            logger.error("alerts: message does not decode; skipped", metadata: [
+                                "kafka.topic": "\(message.topic)", "kafka.partition": "\(message.partition)",
+                                "kafka.offset": "\(message.offset)", "tollgate.error": "\("\(error)".prefix(500))",
+                            ])
+                            continue
+                        }
+                        raised += fold.alerts(&next, input, message)
+                    }
+                    _ = fold.finishBatch(&next)
+                    let events = raised.map { alert in
+                        CloudEvent(id: "alert:" + alert.alertID, source: fold.source, time: alert.raisedAt,
+                                   subject: alert.scope.description, data: alert)
+                    }
+                    do {
+                        let outgoing = raised.compactMap(fold.outgoing)
+                        if !outgoing.isEmpty { _ = try await log.produce(outgoing) }
+                        let rules = Dictionary(next.rules.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+                        var deliveries: [NewDelivery] = []
+                        for event in events {
+                            deliveries += try self.deliveries(event, rule: rules[event.data.ruleID])
+                        }
+                        let snapshot = try JSONEncoder().encode(next)
+                        let offsets = Dictionary(batch.nextOffsets.map {
+                            (OffsetKey(topic: $0.key.topic, partition: $0.key.partition), $0.value)
+                        }, uniquingKeysWith: max)
+                        let queued = try await Blocking.run { [store, deliveries] in
+                            try store.commit(deliveries: deliveries, state: snapshot, offsets: offsets)
+                        }
+                        state = next
+                        backoff = .milliseconds(50)
+                        for alert in raised {
+                            raisedCounter(alert.kind).increment()
+                            logger.notice("alert raised", metadata: [
+                                "tollgate.alert_id": "\(alert.alertID)", "tollgate.kind": "\(alert.kind.rawValue)",
+                                "tollgate.severity": "\(alert.severity.rawValue)", "tollgate.scope": "\(alert.scope)",
+                                "tollgate.title": "\(alert.title)",
+                            ])
+                        }
+                        eventsCounter.increment(by: Int64(batch.count))
+                        batchTimer.recordNanoseconds((clock.now - started).nanosecondsClamped)
+                        await onBatch?(BatchReport(messages: batch.count, alerts: raised, newDeliveries: queued))
+                    } catch {
+                        // Nothing of the batch is stored: read it again after a pause.
+                        logger.error("alerts could not publish or store a batch; retrying", metadata: [
+                            "tollgate.error": "\(error)", "tollgate.messages": "\(batch.count)",
+                        ])
+                        for (partition, offset) in Self.firstOffsets(batch) {
+                            try await consumer.seek(.offset(offset), partitions: [partition])
+                        }
+                        try await Task.sleep(for: backoff)
+                        backoff = min(backoff * 2, configuration.maxBackoff)
+                        continue
+                    }
+                    for (partition, offset) in batch.nextOffsets { position[partition] = max(position[partition] ?? 0, offset) }
+                    do {
+                        try await consumer.commit(batch.nextOffsets)
+                    } catch let error as LogError {
+                        // The store holds the batch; the log's offset only saves re-reading it.
+                        logger.notice("alerts could not commit offsets to the log", metadata: ["log.error": "\(error)"])
+                    }
+                    checkCaughtUp()
+                }
+            } onGracefulShutdown: {
+                stopping.store(true, ordering: .relaxed)
+            }
+        } catch {
+            try? await consumer.close()
+            throw error
+        }
+        try await consumer.close()
+        logger.info("alerts service stopped")
+    }
+
+    /// The first offset of each partition in a batch: where to read it again from.
+    static func firstOffsets(_ batch: [ConsumedMessage]) -> [TopicPartition: Int64] {
+        var first: [TopicPartition: Int64] = [:]
+        for message in batch {
+            first[message.topicPartition] = min(first[message.topicPartition] ?? message.offset, message.offset)
+        }
+        return first
+    }
+}
+
+extension Duration {
+    var nanosecondsClamped: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
