@@ -7,8 +7,8 @@ public import TollgateEvents
 public import TollgateLog
 public import TollgateNotify
 
-/// The alerts service: folds `control`, `budget-decisions` and `usage` with ``AlertFold`` in the consumer
-/// group `tollgate-alerts`, publishes each alert as an `alert.v1` event, and queues its deliveries in the
+/// The alerts service: folds `control`, `budget-decisions` and `usage` with ``AlertFold`` in a consumer
+/// group of its deliveries database's own (`tollgate-alerts-<uuid>`), publishes each alert as an `alert.v1` event, and queues its deliveries in the
 /// ``DeliveryStore``, which a ``Deliverer`` (usually in the same process) sends.
 ///
 /// After each batch, in this order: the batch's alerts are published and acknowledged by the log; then
@@ -21,6 +21,7 @@ public import TollgateNotify
 /// At first start (no saved state) the fold begins from the rules and budgets of the control topic and
 /// the ids already on the alerts topic, so that a new or rebuilt service does not raise them again.
 public struct AlertsService: Service {
+    /// The prefix of the consumer groups: `tollgate-alerts-<uuid>`, one per deliveries database.
     public static let group = "tollgate-alerts"
 
     public struct Configuration: Sendable {
@@ -120,11 +121,26 @@ public struct AlertsService: Service {
                 targets[TopicPartition(topic: topic, partition: partition)] = marks.high
             }
         }
+        // Each deliveries database reads with a group of its own. If the log's offsets for it are ahead of the
+        // database's (the database was restored from a backup), a new group reads again what it lacks; the
+        // fold's own watermarks skip what its state already holds.
+        var group = try await Blocking.run { [store] in try store.consumerGroup(prefix: Self.group) }
+        do {
+            let saved = try await Blocking.run { [store] in try store.loadState().offsets }
+            let probe = try await log.makeConsumer(ConsumerConfiguration(group: group, autoOffsetReset: .earliest))
+            let committed = try await probe.committed(Array(targets.keys))
+            try? await probe.close()
+            if committed.contains(where: { $0.value > saved[OffsetKey(topic: $0.key.topic, partition: $0.key.partition)] ?? 0 }) {
+                group = try await Blocking.run { [store] in try store.renewConsumerGroup(prefix: Self.group) }
+                logger.notice("the log's offsets are ahead of the deliveries database: reading again with a new group",
+                              metadata: ["kafka.group": "\(group)"])
+            }
+        }
         let consumer = try await log.makeConsumer(ConsumerConfiguration(
-            group: Self.group, instanceID: configuration.instanceID, autoOffsetReset: .earliest))
+            group: group, instanceID: configuration.instanceID, autoOffsetReset: .earliest))
         try await consumer.subscribe(fold.inputTopics)
         logger.info("alerts service started", metadata: [
-            "kafka.topics": "\(fold.inputTopics)", "tollgate.rules": "\(state.rules.count)",
+            "kafka.topics": "\(fold.inputTopics)", "kafka.group": "\(group)", "tollgate.rules": "\(state.rules.count)",
             "tollgate.channels": "\(channels.channels.keys.sorted())", "db.path": "\(store.path)",
         ])
 

@@ -76,8 +76,17 @@ public enum AlertRulesSetup {
         try YAMLDecoder().decode(Document.self, from: text).rules
     }
 
+    /// The `rules:` of an alerts configuration file, where the section is optional.
+    static func optionalRules(yaml text: String) throws -> [AlertRuleEntry] {
+        try YAMLDecoder().decode(OptionalDocument.self, from: text).rules ?? []
+    }
+
     struct Document: Decodable {
         var rules: [AlertRuleEntry]
+    }
+
+    struct OptionalDocument: Decodable {
+        var rules: [AlertRuleEntry]?
     }
 
     /// The definitions of `rules`, or every problem of every rule.

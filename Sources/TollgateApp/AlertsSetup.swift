@@ -64,9 +64,9 @@ public struct AlertsConfiguration: Sendable {
         }
         let rules: [AlertRuleEntry]
         do {
-            rules = try AlertRulesSetup.load(file: file)
+            rules = try AlertRulesSetup.optionalRules(yaml: text)
         } catch {
-            throw AlertsConfigurationError("the alerts file \(file) is not valid: \(error)")
+            throw AlertsConfigurationError("the alerts file \(file) is not valid: \(AlertRuleEntry.message(for: error))")
         }
         return AlertsConfiguration(channels: channels, rules: rules)
     }
@@ -113,8 +113,11 @@ public struct AlertsRuntime: Sendable {
         }
         store = try DeliveryStore.open(path: path, logger: logger)
         // Redirects are not followed: a webhook answering 3xx has not taken the alert.
-        httpClient = HTTPClient(eventLoopGroupProvider: .singleton,
-                                configuration: HTTPClient.Configuration(redirectConfiguration: .disallow))
+        // A receiver that refuses connections fails the attempt at once (the deliverer's back-off retries it)
+        // instead of holding it for the channel's whole timeout.
+        var http = HTTPClient.Configuration(redirectConfiguration: .disallow)
+        http.connectionPool.retryConnectionEstablishment = false
+        httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)
         var delivererLogger = logger
         delivererLogger[metadataKey: "tollgate.service"] = "alerts-delivery"
         deliverer = Deliverer(store: store, channels: channels, httpClient: httpClient,

@@ -237,6 +237,27 @@ public final class DeliveryStore: Sendable {
         try commit(deliveries: deliveries, state: nil, offsets: [:], now: now)
     }
 
+    /// The consumer group this database's alerts service reads with: `<prefix>-<uuid>`, made at first use.
+    public func consumerGroup(prefix: String) throws -> String {
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO meta (name, value) VALUES ('consumer_group', ?)",
+                           arguments: [prefix + "-" + UUID().uuidString.lowercased()])
+            return try String.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'consumer_group'") ?? prefix
+        }
+    }
+
+    /// Gives the database a fresh consumer group: used when the log's committed offsets for the old one are
+    /// ahead of what the database holds (it was restored from a backup), so nothing is skipped.
+    @discardableResult
+    public func renewConsumerGroup(prefix: String) throws -> String {
+        let group = prefix + "-" + UUID().uuidString.lowercased()
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (name, value) VALUES ('consumer_group', ?)",
+                           arguments: [group])
+        }
+        return group
+    }
+
     /// The fold's saved state (`nil` before the first save) and the saved offsets.
     public func loadState() throws -> (state: Data?, offsets: [OffsetKey: Int64]) {
         try pool.read { db in
@@ -536,6 +557,11 @@ enum DeliverySchema {
                     PRIMARY KEY (topic, partition)
                 ) WITHOUT ROWID;
                 """)
+        }
+        // v2: the database's identity: the consumer group the alerts service reads with, one per database,
+        // so that two alerts services (each with its own channels) never share partitions.
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
         }
         return migrator
     }
