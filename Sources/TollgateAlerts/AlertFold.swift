@@ -34,8 +34,10 @@ public import TollgateLog
 ///
 /// Alert ids come from ``TollgateEvents/AlertData/makeAlertID(ruleID:scope:periodStart:levelPercent:)``
 /// with the period the alert is about (budget period, hour, window or day) as `periodStart`, so the same
-/// condition never raises twice; for the per-model kinds and for `budget_action` the rule part is
-/// `<rule_id>/<provider>/<model>` and `<rule_id>/<action>`, since the id has no other place for them.
+/// condition never raises twice; the rule part names what the id has no other place for: the budget for
+/// the budget kinds (`<rule_id>/<budget_id>`, and `<rule_id>/<budget_id>/<action>` for `budget_action`:
+/// two budgets on one scope and period alert apart), the provider and model for the per-model kinds
+/// (`<rule_id>/<provider>/<model>`).
 /// Times are the events' (the request's receipt, the decision's `decided_at`), never the wall clock;
 /// `raised_at` is the triggering event's time.
 public struct AlertFold: EventFold {
@@ -132,20 +134,21 @@ public struct AlertFold: EventFold {
             switch rule.kind {
             case .budgetThreshold:
                 for level in rule.levelsPercent where decision.usedPercentBP >= Int64(level) * 100 {
-                    let id = AlertData.makeAlertID(ruleID: rule.id, scope: decision.scope,
+                    let id = AlertData.makeAlertID(ruleID: rule.id + "/" + decision.budgetID, scope: decision.scope,
                                                    periodStart: decision.period.start, levelPercent: level)
                     guard state.raised.raise(id, until: until, clock: state.clock) else { continue }
                     alerts.append(threshold(decision, rule: rule, level: level, id: id))
                 }
             case .budgetAction:
                 guard decision.action == .downgrade || decision.action == .block else { continue }
-                let id = AlertData.makeAlertID(ruleID: rule.id + "/" + decision.action.rawValue, scope: decision.scope,
+                let id = AlertData.makeAlertID(ruleID: rule.id + "/" + decision.budgetID + "/" + decision.action.rawValue,
+                                               scope: decision.scope,
                                                periodStart: decision.period.start, levelPercent: nil)
                 guard state.raised.raise(id, until: until, clock: state.clock) else { continue }
                 alerts.append(action(decision, rule: rule, id: id))
             case .burnRate:
                 guard let forecast = BurnForecast(decision, rule: rule) else { continue }
-                let id = AlertData.makeAlertID(ruleID: rule.id, scope: decision.scope,
+                let id = AlertData.makeAlertID(ruleID: rule.id + "/" + decision.budgetID, scope: decision.scope,
                                                periodStart: decision.period.start, levelPercent: nil)
                 guard state.raised.raise(id, until: until, clock: state.clock) else { continue }
                 alerts.append(burn(decision, forecast, rule: rule, id: id))

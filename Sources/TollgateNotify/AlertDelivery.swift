@@ -24,7 +24,7 @@ public struct AlertDelivery: Sendable, Hashable {
     public var id: String { Self.id(alertID: alertID, channel: channel) }
 
     /// The delivery id of an alert on a channel: `<alert_id>#<channel>`, such as
-    /// `budget-threshold|team:search|2026-11-01T00:00:00.000Z|80#ops-hook`. Channel names cannot contain `#`,
+    /// `default-budget-threshold/search-monthly|team:search|2026-11-01T00:00:00.000Z|80#ops-hook`. Channel names cannot contain `#`,
     /// so the part after the last `#` is always the channel.
     public static func id(alertID: String, channel: String) -> String {
         alertID + "#" + channel

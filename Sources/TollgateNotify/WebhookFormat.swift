@@ -16,14 +16,14 @@ import TollgateEvents
 /// - `tollgateattempt`: the attempt number, 1 for the first.
 ///
 /// ```json
-/// {"data":{"alert_id":"budget-threshold|team:search|2026-11-01T00:00:00.000Z|80","kind":"budget_threshold",
+/// {"data":{"alert_id":"default-budget-threshold/search-monthly|team:search|2026-11-01T00:00:00.000Z|80","kind":"budget_threshold",
 ///  "level_percent":80,"message":"...","observed":{...},"period_start":"2026-11-01T00:00:00.000Z",
-///  "raised_at":"2026-11-29T08:00:03.050Z","rule_id":"budget-threshold","scope":{"id":"search","kind":"team"},
+///  "raised_at":"2026-11-29T08:00:03.050Z","rule_id":"default-budget-threshold","scope":{"id":"search","kind":"team"},
 ///  "severity":"warning","title":"..."},"datacontenttype":"application/json",
-///  "id":"alert:budget-threshold|team:search|2026-11-01T00:00:00.000Z|80","source":"tollgate/alerts/host-1",
+///  "id":"alert:default-budget-threshold/search-monthly|team:search|2026-11-01T00:00:00.000Z|80","source":"tollgate/alerts/host-1",
 ///  "specversion":"1.0","subject":"team:search","time":"2026-11-29T08:00:03.100Z",
 ///  "tollgateattempt":1,"tollgatechannel":"ops-hook",
-///  "tollgatedelivery":"budget-threshold|team:search|2026-11-01T00:00:00.000Z|80#ops-hook","type":"tollgate.alert.v1"}
+///  "tollgatedelivery":"default-budget-threshold/search-monthly|team:search|2026-11-01T00:00:00.000Z|80#ops-hook","type":"tollgate.alert.v1"}
 /// ```
 ///
 /// Headers:

@@ -35,7 +35,7 @@ struct AlertRuleTests {
                                                   scope: .global, severity: .critical, levelsPercent: [90],
                                                   updatedAt: Self.updated)))
         let ninety = driver.decide(F.decision(spent: F.usd(95), at: "2026-11-10T00:00:00Z"))
-        #expect(ninety.map(\.alertID) == ["default-budget-threshold|team:search|\(Self.november)|90"])
+        #expect(ninety.map(\.alertID) == ["default-budget-threshold/b-search|team:search|\(Self.november)|90"])
         #expect(ninety.first?.severity == .critical)
         driver.control(F.disable("default-budget-threshold"))
         #expect(driver.state.rules.isEmpty)
@@ -55,8 +55,8 @@ struct AlertRuleTests {
                                      levelsPercent: [95], updatedAt: Self.updated)
         var driver = Driver(F.only() + [F.ruleSet(search), F.ruleSet(teams)])
         let alerts = driver.decide(F.decision(spent: F.usd(96), at: "2026-11-10T00:00:00Z"))
-        #expect(alerts.map(\.alertID) == ["search-25|team:search|\(Self.november)|25",
-                                          "teams-95|team:search|\(Self.november)|95"])
+        #expect(alerts.map(\.alertID) == ["search-25/b-search|team:search|\(Self.november)|25",
+                                          "teams-95/b-search|team:search|\(Self.november)|95"])
         #expect(driver.decide(F.decision(budget: "ads", scope: .team("ads"), spent: F.usd(30), at: "2026-11-10T00:00:01Z"))
             .isEmpty)
         #expect(driver.decide(F.decision(budget: "all", scope: .global, spent: F.usd(99), at: "2026-11-10T00:00:02Z"))
@@ -121,15 +121,15 @@ struct AlertRuleTests {
 
     @Test("a state seeded with the ids on the alerts topic does not raise them again")
     func seeding() {
-        let raised = ["default-budget-threshold|team:search|\(Self.november)|50",
-                      "default-budget-threshold|team:search|\(Self.november)|80"]
+        let raised = ["default-budget-threshold/b-search|team:search|\(Self.november)|50",
+                      "default-budget-threshold/b-search|team:search|\(Self.november)|80"]
         var driver = Driver(state: AlertFold.State(control: F.only("default-budget-threshold"), raisedAlertIDs: raised))
         #expect(driver.state.hasRaised(raised[0]) && driver.state.rules.map(\.id) == ["default-budget-threshold"])
         #expect(driver.decide(F.decision(spent: F.usd(85), at: "2026-11-10T00:00:00Z")).isEmpty)
         #expect(driver.decide(F.decision(spent: F.usd(101), at: "2026-11-11T00:00:00Z")).map(\.levelPercent) == [100])
         // A restored snapshot can be topped up with ids too.
         var state = driver.state
-        state.markRaised(["default-budget-threshold|team:ads|\(Self.november)|50"])
+        state.markRaised(["default-budget-threshold/b-ads|team:ads|\(Self.november)|50"])
         var topped = Driver(state: state)
         #expect(topped.decide(F.decision(budget: "b-ads", scope: .team("ads"), spent: F.usd(55),
                                          at: "2026-11-12T00:00:00Z")).isEmpty)

@@ -16,7 +16,7 @@ struct BudgetAlertTests {
         var driver = Driver(F.only("default-budget-threshold"))
         #expect(driver.decide(F.decision(spent: F.usd(40), at: "2026-11-10T00:00:00Z")).isEmpty)
         let fifty = driver.decide(F.decision(spent: F.usd(55), at: "2026-11-12T00:00:00Z"))
-        #expect(fifty.map(\.alertID) == ["default-budget-threshold|team:search|\(Self.november)|50"])
+        #expect(fifty.map(\.alertID) == ["default-budget-threshold/b-search|team:search|\(Self.november)|50"])
         let alert = fifty[0]
         #expect(alert.ruleID == "default-budget-threshold" && alert.kind == .budgetThreshold)
         #expect(alert.severity == .info && alert.levelPercent == 50 && alert.scope == .team("search"))
@@ -29,13 +29,24 @@ struct BudgetAlertTests {
         #expect(alert.observed["period_end"] == .string("2026-12-01T00:00:00.000Z"))
         #expect(driver.decide(F.decision(spent: F.usd(60), at: "2026-11-13T00:00:00Z")).isEmpty)
         let eighty = driver.decide(F.decision(spent: Money(nanoUSD: 80_250_000_000), at: "2026-11-20T00:00:00Z"))
-        #expect(eighty.map(\.alertID) == ["default-budget-threshold|team:search|\(Self.november)|80"])
+        #expect(eighty.map(\.alertID) == ["default-budget-threshold/b-search|team:search|\(Self.november)|80"])
         #expect(eighty.first?.severity == .warning)
         #expect(eighty.first?.message == "Team search has spent $80.25 of $100.00 (80.25%) this month (budget b-search).")
         // December: a new period, the same levels raise again.
         let december = driver.decide(F.decision(start: "2026-12-01T00:00:00Z", end: "2027-01-01T00:00:00Z",
                                                 spent: F.usd(51), at: "2026-12-05T00:00:00Z"))
-        #expect(december.map(\.alertID) == ["default-budget-threshold|team:search|2026-12-01T00:00:00.000Z|50"])
+        #expect(december.map(\.alertID) == ["default-budget-threshold/b-search|team:search|2026-12-01T00:00:00.000Z|50"])
+    }
+
+    @Test("two budgets on the same scope and period alert apart")
+    func budgetsOnOneScope() {
+        var driver = Driver(F.only("default-budget-threshold"))
+        let soft = driver.decide(F.decision(budget: "search-soft", limitUSD: 50, spent: F.usd(45), at: "2026-11-10T00:00:00Z"))
+        let hard = driver.decide(F.decision(budget: "search-hard", limitUSD: 100, spent: F.usd(85), at: "2026-11-10T00:00:01Z"))
+        #expect(soft.map(\.alertID) == ["default-budget-threshold/search-soft|team:search|\(Self.november)|50",
+                                        "default-budget-threshold/search-soft|team:search|\(Self.november)|80"])
+        #expect(hard.map(\.alertID) == ["default-budget-threshold/search-hard|team:search|\(Self.november)|50",
+                                        "default-budget-threshold/search-hard|team:search|\(Self.november)|80"])
     }
 
     @Test("several levels crossed in one jump raise one alert each, in level order")
@@ -56,8 +67,8 @@ struct BudgetAlertTests {
             raised += driver.decide(F.decision(spent: F.usd(Int64(dollars)), at: "2026-11-1\(index)T00:00:00Z"))
                 .map(\.alertID)
         }
-        #expect(raised == ["default-budget-threshold|team:search|\(Self.november)|50",
-                           "default-budget-threshold|team:search|\(Self.november)|80"])
+        #expect(raised == ["default-budget-threshold/b-search|team:search|\(Self.november)|50",
+                           "default-budget-threshold/b-search|team:search|\(Self.november)|80"])
     }
 
     @Test("a downgrade and a block taking effect raise once per period each")
@@ -65,21 +76,21 @@ struct BudgetAlertTests {
         var driver = Driver(F.only("default-budget-action"))
         #expect(driver.decide(F.decision(spent: F.usd(85), action: .alert, at: "2026-11-10T00:00:00Z")).isEmpty)
         let downgrade = driver.decide(F.decision(spent: F.usd(91), action: .downgrade, at: "2026-11-11T00:00:00Z"))
-        #expect(downgrade.map(\.alertID) == ["default-budget-action/downgrade|team:search|\(Self.november)|-"])
+        #expect(downgrade.map(\.alertID) == ["default-budget-action/b-search/downgrade|team:search|\(Self.november)|-"])
         #expect(downgrade.first?.severity == .warning && downgrade.first?.kind == .budgetAction)
         #expect(downgrade.first?.title == "Team search's monthly budget is downgrading requests")
         #expect(downgrade.first?.message == "Team search has spent $91.00 of $100.00 (91%) this month (budget b-search): "
                     + "requests go to cheaper models until the period ends on 2026-12-01 00:00 UTC.")
         #expect(driver.decide(F.decision(spent: F.usd(95), action: .downgrade, at: "2026-11-12T00:00:00Z")).isEmpty)
         let block = driver.decide(F.decision(spent: F.usd(100), action: .block, at: "2026-11-13T00:00:00Z"))
-        #expect(block.map(\.alertID) == ["default-budget-action/block|team:search|\(Self.november)|-"])
+        #expect(block.map(\.alertID) == ["default-budget-action/b-search/block|team:search|\(Self.november)|-"])
         #expect(block.first?.severity == .critical)
         #expect(block.first?.observed["action"] == .string("block"))
         #expect(driver.decide(F.decision(spent: F.usd(101), action: .block, at: "2026-11-14T00:00:00Z")).isEmpty)
         // A period that starts blocked (no downgrade on the way) raises the block only.
         let next = driver.decide(F.decision(start: "2026-12-01T00:00:00Z", end: "2027-01-01T00:00:00Z", spent: F.usd(100),
                                             action: .block, at: "2026-12-02T00:00:00Z"))
-        #expect(next.map(\.alertID) == ["default-budget-action/block|team:search|2026-12-01T00:00:00.000Z|-"])
+        #expect(next.map(\.alertID) == ["default-budget-action/b-search/block|team:search|2026-12-01T00:00:00.000Z|-"])
     }
 
     @Test("burn rate: the forecast is the spend so far projected at its average rate, to the millisecond")
@@ -92,7 +103,7 @@ struct BudgetAlertTests {
         let alerts = driver.decide(F.decision(limitUSD: 300, spent: F.usd(70), at: "2026-11-04T00:00:00Z"))
         let alert = try #require(alerts.first)
         #expect(alerts.count == 1)
-        #expect(alert.alertID == "default-burn-rate|team:search|\(Self.november)|-")
+        #expect(alert.alertID == "default-burn-rate/b-search|team:search|\(Self.november)|-")
         #expect(alert.kind == .burnRate && alert.severity == .warning)
         #expect(alert.observed["forecast_exhausted_at"] == .string("2026-11-13T20:34:17.142Z"))
         // $70 × 30 days / 3 days = $700 projected for the month.
@@ -129,7 +140,7 @@ struct BudgetAlertTests {
         let alert = try #require(driver.decide(later).first)
         // 43 200 001 × 100 / 50.2 = 86 055 778.88 → 86 055 778 ms → 23:54:15.778.
         #expect(alert.observed["forecast_exhausted_at"] == .string("2026-11-29T23:54:15.778Z"))
-        #expect(alert.alertID == "default-burn-rate|team:ads|2026-11-29T00:00:00.000Z|-")
+        #expect(alert.alertID == "default-burn-rate/daily|team:ads|2026-11-29T00:00:00.000Z|-")
     }
 
     @Test("the forecast arithmetic does not overflow with huge limits and tiny spend")

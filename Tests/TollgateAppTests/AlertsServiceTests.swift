@@ -140,8 +140,8 @@ struct AlertsServiceTests {
             _ = await iterator.next()
             let recent = try runtime.store.recent(limit: 10)
             #expect(recent.map(\.alertID).sorted() == [
-                "default-budget-threshold|team:search|2026-11-01T00:00:00.000Z|50",
-                "default-budget-threshold|team:search|2026-11-01T00:00:00.000Z|80",
+                "default-budget-threshold/search-monthly|team:search|2026-11-01T00:00:00.000Z|50",
+                "default-budget-threshold/search-monthly|team:search|2026-11-01T00:00:00.000Z|80",
             ])
         }
         await arrivals.next(2)
@@ -160,7 +160,7 @@ struct AlertsServiceTests {
         let ids = arrivals.all
         #expect(ids.count == 3)
         #expect(Set(ids).count == 3)
-        #expect(ids.last == "default-budget-threshold|team:search|2026-11-01T00:00:00.000Z|100#hook")
+        #expect(ids.last == "default-budget-threshold/search-monthly|team:search|2026-11-01T00:00:00.000Z|100#hook")
         let received = receiver.received.withLock { $0 }
         #expect(received.count == 3)
         #expect(received.filter { !$0.verified }.isEmpty)

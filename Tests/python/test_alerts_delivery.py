@@ -576,8 +576,9 @@ def call(base_url: str, key: str) -> None:
     assert response.choices[0].message.content.startswith("Echo:")
 
 
-def threshold_alert_id(period_start: str, level: int, budget_scope: str = "team:search") -> str:
-    return f"{THRESHOLD_RULE}|{budget_scope}|{period_start}|{level}"
+def threshold_alert_id(budget_id: str, period_start: str, level: int, budget_scope: str = "team:search") -> str:
+    """`<rule>/<budget>|<scope>|<period start>|<level>` (AlertFold.swift)."""
+    return f"{THRESHOLD_RULE}/{budget_id}|{budget_scope}|{period_start}|{level}"
 
 
 def message_id(delivery_id: str, domain: str) -> str:
@@ -663,7 +664,7 @@ def test_budget_crossing_80_percent_alerts_every_channel_once(upstream, pricing,
     crossing = next(r for r in requests if r.json["data"]["level_percent"] == 80)
     event = crossing.json
     period_start = event["data"]["period_start"]
-    alert_id = threshold_alert_id(period_start, 80)
+    alert_id = threshold_alert_id("search-e2e", period_start, 80)
     assert event["data"]["alert_id"] == alert_id == by_level["80"]["alert_id"]
     assert crossing.headers["x-tollgate-delivery"] == f"{alert_id}#hook" == event["tollgatedelivery"]
     assert crossing.headers["x-tollgate-alert-id"] == alert_id
@@ -846,7 +847,7 @@ def test_alerts_service_killed_mid_delivery(processes, receivers, tmp_path):
        "--header", "content-type=application/cloudevents+json", "--header", "ce_type=tollgate.budget.decision.v1",
        json.dumps(event, separators=(",", ":")))
     period_start = event["data"]["period"]["start"]
-    expected = {threshold_alert_id(period_start, level) for level in (50, 80)}
+    expected = {threshold_alert_id(budget_id, period_start, level) for level in (50, 80)}
 
     def both_in_flight():
         deliveries = [d for a in alert_deliveries(data_dir, db) for d in a["deliveries"]]
