@@ -56,6 +56,9 @@ public struct AllInOne: Sendable {
         public var alertsFile: String? = ProcessInfo.processInfo.environment["TOLLGATE_ALERTS_FILE"]
         /// The alert deliveries database (default `<data-dir>/alerts.sqlite`).
         public var alertsPath: String?
+        /// Whether this process also runs the consumers (cost, budget, alerts, projector) and serves the query
+        /// API and dashboard. `false`: the ingress alone (`tollgate ingress`). Default `true`.
+        public var consumers = true
 
         public init() {}
 
@@ -103,7 +106,8 @@ public struct AllInOne: Sendable {
         logger.info("price catalog loaded", metadata: [
             "tollgate.catalog_version": "\(pricer.catalog.catalogVersion)", "tollgate.models": "\(pricer.catalog.models.count)",
         ])
-        let alertsConfiguration = try AlertsConfiguration.load(file: options.alertsFile)
+        let alertsConfiguration = options.consumers ? try AlertsConfiguration.load(file: options.alertsFile)
+                                                    : AlertsConfiguration()
         let readiness = Readiness(checks: ["log", "control", "budgets"])
         let backend = try await LogBackend.open(options.logSettings, logger: logger)
         defer { backend.close() }
@@ -124,22 +128,30 @@ public struct AllInOne: Sendable {
         if let budgets = ingress.budgets {
             readiness.addDetail("budgets") { budgets.enforcementStatus() }
         }
-        let store = try ProjectionStore.open(path: options.resolvedProjectionsPath, topicPrefix: options.topicPrefix,
-                                             logger: logger)
-        let projector = ProjectorService(log: backend.log, store: store, logger: logger,
-                                         onCaughtUp: { readiness.setDetail("projections", "caught_up") })
-        readiness.setDetail("projections", "catching_up")
-        let alerts = try AlertsRuntime(log: backend.log, configuration: alertsConfiguration,
-                                       path: options.resolvedAlertsPath, topicPrefix: options.topicPrefix,
-                                       logger: logger, onCaughtUp: { readiness.setDetail("alerts", "caught_up") })
-        readiness.setDetail("alerts", "catching_up")
         let router = Router()
         HealthRoutes.add(to: router, readiness: readiness)
         Observability.addRoutes(to: router)
         ingress.addRoutes(to: router)
-        QuerySetup.addRoutes(to: router, store: store,
-                             authenticator: QuerySetup.authenticator(adminKey: ingressConfiguration.adminKey,
-                                                                     control: ingress.control))
+        var consumers: [any Service] = []
+        var alerts: AlertsRuntime?
+        if options.consumers {
+            let store = try ProjectionStore.open(path: options.resolvedProjectionsPath, topicPrefix: options.topicPrefix,
+                                                 logger: logger)
+            readiness.setDetail("projections", "catching_up")
+            let runtime = try AlertsRuntime(log: backend.log, configuration: alertsConfiguration,
+                                            path: options.resolvedAlertsPath, topicPrefix: options.topicPrefix,
+                                            logger: logger, onCaughtUp: { readiness.setDetail("alerts", "caught_up") })
+            readiness.setDetail("alerts", "catching_up")
+            QuerySetup.addRoutes(to: router, store: store,
+                                 authenticator: QuerySetup.authenticator(adminKey: ingressConfiguration.adminKey,
+                                                                         control: ingress.control))
+            consumers = [CostService(log: backend.log, pricer: pricer, topicPrefix: options.topicPrefix, logger: logger),
+                         BudgetService(log: backend.log, topicPrefix: options.topicPrefix, logger: logger),
+                         ProjectorService(log: backend.log, store: store, logger: logger,
+                                          onCaughtUp: { readiness.setDetail("projections", "caught_up") })]
+                + runtime.services
+            alerts = runtime
+        }
         let logger = self.logger
         let host = options.host
         let http = Application(
@@ -154,11 +166,7 @@ public struct AllInOne: Sendable {
         )
         var configuration = ServiceGroupConfiguration(
             services: backend.services.map { .init(service: $0) }
-                + [.init(service: CostService(log: backend.log, pricer: pricer, topicPrefix: options.topicPrefix,
-                                              logger: logger)),
-                   .init(service: BudgetService(log: backend.log, topicPrefix: options.topicPrefix, logger: logger)),
-                   .init(service: projector)]
-                + alerts.services.map { .init(service: $0) }
+                + consumers.map { .init(service: $0) }
                 + ingress.services.map { .init(service: $0) }
                 + [.init(service: http)],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -169,10 +177,10 @@ public struct AllInOne: Sendable {
         do {
             try await group.run()
         } catch {
-            await alerts.shutdown()
+            await alerts?.shutdown()
             throw error
         }
-        await alerts.shutdown()
+        await alerts?.shutdown()
         await backend.finish(logger: logger)
         logger.info("tollgate stopped")
     }

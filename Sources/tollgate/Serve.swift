@@ -6,6 +6,48 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run Tollgate all-in-one (every service in this process), on the embedded log or on Kafka.")
 
+    @OptionGroup var proxy: ProxyOptions
+    @OptionGroup var alerts: AlertsCommand.AlertsOptions
+
+    func run() async throws {
+        let logger = proxy.logging.bootstrap(default: .info)
+        var options = try proxy.options()
+        options.alertsFile = alerts.file
+        options.alertsPath = alerts.path(proxy.storage)
+        do {
+            try await AllInOne(options: options, logger: logger).run()
+        } catch let error as AlertsConfigurationError {
+            throw CommandFailure(error.description)
+        }
+    }
+}
+
+/// `tollgate ingress`: the proxy alone (admin API, health, metrics), for deployments that run every
+/// service separately and scale the ingress horizontally.
+struct IngressCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingress",
+        abstract: "Run the ingress alone: the proxy, the admin API, /healthz, /readyz and /metrics.",
+        discussion: """
+            Authenticates with virtual keys, applies budget decisions and routing, forwards to the providers and \
+            emits request and response events, on Kafka (--brokers, with a local spool) or on a shared embedded \
+            log directory. The cost, budget, alerts and projector services run elsewhere (tollgate cost, budget, \
+            alerts, projector). Run several behind a load balancer with --replicas N (each may then spend only \
+            1/N of what a budget has left).
+            """)
+
+    @OptionGroup var proxy: ProxyOptions
+
+    func run() async throws {
+        let logger = proxy.logging.bootstrap(default: .info)
+        var options = try proxy.options()
+        options.consumers = false
+        try await AllInOne(options: options, logger: logger).run()
+    }
+}
+
+/// The options of a process that serves the proxy (`serve`, `ingress`).
+struct ProxyOptions: ParsableArguments {
     @Option(help: "Address to listen on (0.0.0.0 accepts connections from other hosts).")
     var host: String = "127.0.0.1"
 
@@ -19,8 +61,6 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "A budgets file (YAML or JSON) applied at start (env TOLLGATE_BUDGETS_FILE); see `tollgate budgets apply`.")
     var budgets: String?
-
-    @OptionGroup var alerts: AlertsCommand.AlertsOptions
 
     @Option(help: "Ingress replicas sharing the budgets: each may spend only 1/N of what a budget has left (env TOLLGATE_INGRESS_REPLICAS).")
     var replicas: Int?
@@ -56,8 +96,8 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
-    func run() async throws {
-        let logger = logging.bootstrap(default: .info)
+
+    func options() throws -> AllInOne.Options {
         var options = AllInOne.Options()
         options.host = host
         options.port = port
@@ -72,15 +112,9 @@ struct Serve: AsyncParsableCommand {
         if let pricingFile = pricing.pricing { options.pricingFile = pricingFile }
         if let replicas { options.ingressReplicas = replicas }
         if let budgets { options.budgetsFile = budgets }
-        options.alertsFile = alerts.file
-        options.alertsPath = alerts.path(storage)
         options.kafka = try kafka.configuration()
         options.spoolMaxMessages = spoolMaxMessages
         options.spoolMaxBytes = spoolMaxBytes
-        do {
-            try await AllInOne(options: options, logger: logger).run()
-        } catch let error as AlertsConfigurationError {
-            throw CommandFailure(error.description)
-        }
+        return options
     }
 }

@@ -21,7 +21,7 @@ struct Tollgate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tollgate",
         abstract: "Tollgate: an LLM gateway that meters, prices and budgets every call.",
-        subcommands: [Serve.self, LogCommand.self, EventsCommand.self, BenchCommand.self, FakeProviderCommand.self, KeysCommand.self, DevBrokerCommand.self, CostCommand.self, PricesCommand.self, BudgetsCommand.self, ProjectorCommand.self, AlertsCommand.self, QueryCommand.self, UsageCommand.self, TopCommand.self, ReplayCommand.self, ProjectionsCommand.self]
+        subcommands: [Serve.self, IngressCommand.self, BudgetServiceCommand.self, LogCommand.self, EventsCommand.self, BenchCommand.self, FakeProviderCommand.self, KeysCommand.self, DevBrokerCommand.self, CostCommand.self, PricesCommand.self, BudgetsCommand.self, ProjectorCommand.self, AlertsCommand.self, QueryCommand.self, UsageCommand.self, TopCommand.self, ReplayCommand.self, ProjectionsCommand.self]
     )
 }
 

@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import TollgateApp
+import TollgateBudget
+
+/// `tollgate budget`: the budget service on its own.
+struct BudgetServiceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "budget",
+        abstract: "Run the budget service alone: fold usage.v1 into spend and publish budget decisions.",
+        discussion: """
+            Joins the consumer group "tollgate-budget", restores spend from the budget-decisions topic and the \
+            budgets from the control topic, and publishes a decision per changed budget after each batch. Run \
+            one (a second one waits as a standby member of the group). On the embedded log it shares --data-dir \
+            or --log-dir with the other services; on Kafka use --brokers. Budgets themselves are set with \
+            `tollgate budgets set|apply` or the admin API.
+            """)
+
+    @OptionGroup var storage: StorageOptions
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var logging: LoggingOptions
+
+    @Option(help: "Stable member identity in the consumer group (takes its partitions back at once after a restart).")
+    var instanceID: String?
+
+    @Option(help: "Address of the health and metrics endpoints.")
+    var host: String = "127.0.0.1"
+
+    @Option(help: "Port of GET /healthz, /readyz and /metrics (0: any free port; default: none).")
+    var port: Int?
+
+    func run() async throws {
+        let logger = logging.bootstrap(default: .info)
+        Observability.bootstrap()
+        let backend = try await LogBackend.open(try kafka.backendSettings(storage), logger: logger)
+        defer { backend.close() }
+        let readiness = Readiness(checks: ["log"])
+        readiness.markReady("log")
+        var host = ServiceHost(name: "budget")
+        host.host = self.host
+        host.port = port
+        try await host.run(
+            services: [BudgetService(log: backend.log, topicPrefix: storage.topicPrefix, instanceID: instanceID,
+                                     logger: logger)],
+            readiness: readiness, backend: backend, logger: logger)
+    }
+}
