@@ -31,6 +31,8 @@ public final class BudgetPlane: Service, Sendable {
     private let decisionAge: Gauge
     private let unabsorbed: Gauge
     let decisionsApplied = ChangeNotifier()
+    /// `tollgate_budget_decisions_applied_total`: decisions this ingress folded into its guard.
+    let decisionsAppliedCounter: Counter
 
     public init(log: any MessageLog, control: ControlPlane, topicPrefix: String, pricer: Pricer, replicas: Int = 1,
                 defaultMaxOutputTokens: Int64 = 16_384, logger: Logger,
@@ -44,6 +46,7 @@ public final class BudgetPlane: Service, Sendable {
         self.metricsFactory = metricsFactory
         decisionAge = Gauge(label: "tollgate_budget_decision_age_seconds", factory: metricsFactory)
         unabsorbed = Gauge(label: "tollgate_budget_unabsorbed_cost_age_seconds", factory: metricsFactory)
+        decisionsAppliedCounter = Counter(label: "tollgate_budget_decisions_applied_total", factory: metricsFactory)
         var guardian = BudgetGuard(replicas: replicas)
         guardian.defaultDowngrades = pricer.catalog.downgradeDefaults
         let box = GuardBox(guardian)
@@ -117,6 +120,7 @@ public final class BudgetPlane: Service, Sendable {
     /// Applies decisions directly (tests).
     public func apply(_ decisions: [BudgetDecisionData]) {
         box.state.withLock { guardian in for decision in decisions { guardian.apply(decision) } }
+        if !decisions.isEmpty { decisionsAppliedCounter.increment(by: Int64(decisions.count)) }
         if let newest = decisions.map(\.decidedAt).max() {
             newestDecision.withLock { $0 = max($0 ?? newest, newest) }
         }

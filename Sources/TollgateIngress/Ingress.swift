@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+public import Metrics
 public import Hummingbird
 public import Logging
 import NIOCore
@@ -30,8 +31,11 @@ public final class Ingress: Service, Sendable {
     ///     ``Spool`` when `log` is remote (Kafka), so an outage never loses events.
     ///   - pricer: prices worst cases and settlements for budget enforcement; `nil`: no budgets enforced.
     ///   - replicas: ingress replicas sharing the budgets (each may spend 1/replicas of what remains).
+    ///   - metricsFactory: where `tollgate_requests_total` and `tollgate_request_duration_seconds` (by
+    ///     provider, model and status) go.
     public init(configuration: IngressConfiguration, log: any MessageLog, eventSink: (any EventSink)? = nil,
                 pricer: Pricer? = nil, replicas: Int = 1, logger: Logger,
+                metricsFactory: any MetricsFactory = MetricsSystem.factory,
                 onControlReady: @escaping @Sendable () -> Void = {}, onBudgetsReady: @escaping @Sendable () -> Void = {}) {
         self.configuration = configuration
         control = ControlPlane(log: log, topicPrefix: configuration.topicPrefix, logger: logger, onReady: onControlReady)
@@ -55,7 +59,7 @@ public final class Ingress: Service, Sendable {
         }
         self.budgets = budgets
         proxy = Proxy(configuration: configuration, control: control, events: events, upstreams: upstreams,
-                      budgets: budgets, logger: logger)
+                      budgets: budgets, metrics: RequestMetrics(factory: metricsFactory), logger: logger)
     }
 
     /// Mounts the providers' paths and the admin API.

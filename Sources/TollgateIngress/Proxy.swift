@@ -24,9 +24,12 @@ public struct Proxy: Sendable {
     let logger: Logger
     /// Budget enforcement; `nil` when the process enforces no budgets.
     public let budgets: BudgetPlane?
+    let metrics: RequestMetrics
 
     init(configuration: IngressConfiguration, control: ControlPlane, events: EventPublisher,
-         upstreams: UpstreamClients, budgets: BudgetPlane? = nil, logger: Logger) {
+         upstreams: UpstreamClients, budgets: BudgetPlane? = nil, metrics: RequestMetrics = RequestMetrics(),
+         logger: Logger) {
+        self.metrics = metrics
         self.configuration = configuration
         self.control = control
         self.events = events
@@ -407,6 +410,8 @@ public struct Proxy: Sendable {
                     - Int64((sent.timeIntervalSince(call.receivedAt) * 1000).rounded())
             })
         let requested = context.facts.model ?? ""
+        metrics.record(provider: call.endpoint.provider, model: servedModel ?? requested, status: context.status,
+                       durationNanoseconds: (now - call.started).nanoseconds)
         events.publish(CloudEvent(
             id: "response:\(call.requestID)", source: configuration.source, time: Date(),
             subject: context.attribution.team,
@@ -442,6 +447,8 @@ public struct Proxy: Sendable {
                        endpoint: String, kind: GatewayErrorKind, status: Int, key: KeyTable.Entry?, model: String?,
                        attribution: Attribution?) {
         let attribution = attribution ?? key.map { Attribution(key: $0) } ?? Attribution.anonymous
+        metrics.record(provider: provider, model: model ?? "", status: status,
+                       durationNanoseconds: (ContinuousClock.now - started).nanoseconds)
         let timings = ResponseData.Timings(
             receivedAt: receivedAt, upstreamSentAt: nil, firstByteMs: nil,
             durationMs: Self.milliseconds(ContinuousClock.now - started), upstreamMs: nil)
@@ -715,5 +722,14 @@ extension Endpoint {
         default:
             return rawValue
         }
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds (saturating).
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? .max : scaled &+ attoseconds / 1_000_000_000
     }
 }

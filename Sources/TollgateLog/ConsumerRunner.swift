@@ -95,12 +95,14 @@ public struct ConsumerRunner<Fold: EventFold>: Service {
     private let metricsFactory: any MetricsFactory
     private let processedCounter: Counter
     private let deadLetterCounter: Counter
+    private let batchTimer: Timer
 
     /// - Parameters:
     ///   - onBatch: called after each batch is committed, with the state after it (for example to publish
     ///     the state to readers in the same process, or for metrics).
     ///   - metricsFactory: where `tollgate_consumer_messages_total`, `tollgate_consumer_dead_letters_total`
-    ///     (counters, by group) and `tollgate_consumer_lag` (gauge, by group, topic and partition) go.
+    ///     (counters, by group), `tollgate_consumer_batch_seconds` (histogram of the time to fold, publish
+    ///     and commit a batch, by group) and `tollgate_consumer_lag` (gauge, by group, topic and partition) go.
     public init(log: any MessageLog, fold: Fold, initialState: Fold.State, configuration: Configuration,
                 logger: Logger = Logger(label: "tollgate.consumer"),
                 metricsFactory: any MetricsFactory = MetricsSystem.factory,
@@ -110,6 +112,8 @@ public struct ConsumerRunner<Fold: EventFold>: Service {
                                    dimensions: [("group", configuration.group)], factory: metricsFactory)
         deadLetterCounter = Counter(label: "tollgate_consumer_dead_letters_total",
                                     dimensions: [("group", configuration.group)], factory: metricsFactory)
+        batchTimer = Timer(label: "tollgate_consumer_batch_seconds", dimensions: [("group", configuration.group)],
+                           preferredDisplayUnit: .seconds, factory: metricsFactory)
         self.log = log
         self.fold = fold
         self.initialState = initialState
@@ -139,7 +143,10 @@ public struct ConsumerRunner<Fold: EventFold>: Service {
                     let batch = try await consumer.poll(maxMessages: configuration.batchSize,
                                                         timeout: configuration.pollTimeout)
                     if batch.isEmpty { continue }
+                    let started = clock.now
                     let report = try await apply(batch, to: &state, consumer: consumer)
+                    let (seconds, attoseconds) = (clock.now - started).components
+                    batchTimer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
                     processedCounter.increment(by: Int64(report.messages))
                     if report.deadLetters > 0 { deadLetterCounter.increment(by: Int64(report.deadLetters)) }
                     await onBatch?(state, report)

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import TollgateApp
 
 @main
 enum Entry {
@@ -45,11 +46,27 @@ struct LoggingOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env TOLLGATE_LOG_LEVEL).")
     var logLevel: String?
 
-    /// Sends logs to standard error at the chosen level, once per process.
+    @Option(help: "Log format: text, or json (one object per line, for log pipelines) (env TOLLGATE_LOG_FORMAT).")
+    var logFormat: String?
+
+    func validate() throws {
+        let format = logFormat ?? ProcessInfo.processInfo.environment["TOLLGATE_LOG_FORMAT"] ?? "text"
+        guard ["text", "json"].contains(format) else {
+            throw ValidationError("--log-format (or TOLLGATE_LOG_FORMAT) must be text or json, not \(format)")
+        }
+        if let level = logLevel ?? ProcessInfo.processInfo.environment["TOLLGATE_LOG_LEVEL"],
+           Logger.Level(rawValue: level) == nil {
+            throw ValidationError("--log-level (or TOLLGATE_LOG_LEVEL) must be one of trace, debug, info, notice, "
+                                  + "warning, error, critical, not \(level)")
+        }
+    }
+
+    /// Sends logs to standard error at the chosen level and format, once per process.
     func bootstrap(default level: Logger.Level) -> Logger {
         let chosen = logLevel ?? ProcessInfo.processInfo.environment["TOLLGATE_LOG_LEVEL"]
         let resolved = chosen.flatMap(Logger.Level.init(rawValue:)) ?? level
-        LoggingBootstrap.once(level: resolved)
+        let json = (logFormat ?? ProcessInfo.processInfo.environment["TOLLGATE_LOG_FORMAT"]) == "json"
+        LoggingBootstrap.once(level: resolved, json: json)
         var logger = Logger(label: "tollgate")
         logger.logLevel = resolved
         return logger
@@ -60,12 +77,17 @@ enum LoggingBootstrap {
     private static let done = NSLock()
     nonisolated(unsafe) private static var bootstrapped = false
 
-    static func once(level: Logger.Level) {
+    static func once(level: Logger.Level, json: Bool = false) {
         done.lock()
         defer { done.unlock() }
         guard !bootstrapped else { return }
         bootstrapped = true
         LoggingSystem.bootstrap { label in
+            if json {
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
