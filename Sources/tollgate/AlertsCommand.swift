@@ -49,6 +49,7 @@ struct AlertsCommand: AsyncParsableCommand {
         @OptionGroup var alerts: AlertsOptions
         @Option(help: "Address of the health and metrics endpoints.") var host: String = "127.0.0.1"
         @Option(help: "Port of GET /healthz, /readyz and /metrics (0: any free port; default: none).") var port: Int?
+        @OptionGroup var shutdown: ShutdownOptions
 
         func run() async throws {
             let logger = logging.bootstrap(default: .info)
@@ -79,6 +80,7 @@ struct AlertsCommand: AsyncParsableCommand {
             var host = ServiceHost(name: "alerts")
             host.host = self.host
             host.port = port
+            host.shutdownTimeout = .seconds(shutdown.shutdownTimeout)
             do {
                 try await host.run(services: runtime.services, readiness: readiness, backend: backend, logger: logger)
             } catch {

@@ -29,6 +29,8 @@ struct BudgetServiceCommand: AsyncParsableCommand {
     @Option(help: "Port of GET /healthz, /readyz and /metrics (0: any free port; default: none).")
     var port: Int?
 
+    @OptionGroup var shutdown: ShutdownOptions
+
     func run() async throws {
         let logger = logging.bootstrap(default: .info)
         Observability.bootstrap()
@@ -39,6 +41,7 @@ struct BudgetServiceCommand: AsyncParsableCommand {
         var host = ServiceHost(name: "budget")
         host.host = self.host
         host.port = port
+        host.shutdownTimeout = .seconds(shutdown.shutdownTimeout)
         try await host.run(
             services: [BudgetService(log: backend.log, topicPrefix: storage.topicPrefix, instanceID: instanceID,
                                      logger: logger)],

@@ -28,6 +28,8 @@ struct CostCommand: AsyncParsableCommand {
     @Option(help: "Port of GET /healthz, /readyz and /metrics (0: any free port; default: none).")
     var port: Int?
 
+    @OptionGroup var shutdown: ShutdownOptions
+
     func run() async throws {
         let logger = logging.bootstrap(default: .info)
         Observability.bootstrap()
@@ -40,6 +42,7 @@ struct CostCommand: AsyncParsableCommand {
         var host = ServiceHost(name: "cost")
         host.host = self.host
         host.port = port
+        host.shutdownTimeout = .seconds(shutdown.shutdownTimeout)
         try await host.run(
             services: [CostService(log: backend.log, pricer: pricer, topicPrefix: storage.topicPrefix,
                                    instanceID: instanceID, logger: logger)],

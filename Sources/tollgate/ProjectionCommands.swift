@@ -244,6 +244,7 @@ struct ProjectorCommand: AsyncParsableCommand {
     @OptionGroup var projections: ProjectionsOptions
     @Option(help: "Address of the health and metrics endpoints.") var host: String = "127.0.0.1"
     @Option(help: "Port of GET /healthz, /readyz and /metrics (0: any free port; default: none).") var port: Int?
+    @OptionGroup var shutdown: ShutdownOptions
 
     func run() async throws {
         let logger = logging.bootstrap(default: .info)
@@ -257,6 +258,7 @@ struct ProjectorCommand: AsyncParsableCommand {
         var host = ServiceHost(name: "projector")
         host.host = self.host
         host.port = port
+        host.shutdownTimeout = .seconds(shutdown.shutdownTimeout)
         try await host.run(
             services: [ProjectorService(log: backend.log, store: store, logger: logger,
                                         onCaughtUp: { readiness.markReady("projections") })],
@@ -358,6 +360,7 @@ struct QueryCommand: AsyncParsableCommand {
     @OptionGroup var projections: ProjectionsOptions
     @Option(help: "Address to listen on.") var host: String = "127.0.0.1"
     @Option(help: "Port to listen on (0: any free port, logged at start).") var port: Int = 4001
+    @OptionGroup var shutdown: ShutdownOptions
 
     func run() async throws {
         let logger = logging.bootstrap(default: .info)
@@ -377,7 +380,7 @@ struct QueryCommand: AsyncParsableCommand {
         var host = ServiceHost(name: "query")
         host.host = self.host
         host.port = port
-        host.shutdownTimeout = .seconds(10)
+        host.shutdownTimeout = .seconds(shutdown.shutdownTimeout)
         host.routes = { router in QuerySetup.addRoutes(to: router, store: store, authenticator: authenticator) }
         try await host.run(services: [control], readiness: readiness, backend: backend, logger: logger)
     }

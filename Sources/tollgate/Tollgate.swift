@@ -42,6 +42,16 @@ struct StorageOptions: ParsableArguments {
     }
 }
 
+/// How long a service may take to stop on SIGTERM or SIGINT.
+struct ShutdownOptions: ParsableArguments {
+    @Option(help: "Seconds graceful shutdown (SIGTERM, SIGINT) may take: work in flight finishes and offsets are committed, then what is left is cancelled.")
+    var shutdownTimeout: Int = 30
+
+    func validate() throws {
+        guard shutdownTimeout > 0 else { throw ValidationError("--shutdown-timeout must be positive") }
+    }
+}
+
 struct LoggingOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env TOLLGATE_LOG_LEVEL).")
     var logLevel: String?
