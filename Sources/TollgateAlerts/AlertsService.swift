@@ -157,10 +157,15 @@ public struct AlertsService: Service {
         checkCaughtUp()
         let stopping = Atomic<Bool>(false)
         let clock = ContinuousClock()
+        var nextLag = clock.now
         do {
             try await withGracefulShutdownHandler {
                 var backoff = Duration.milliseconds(50)
                 while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+                    if clock.now >= nextLag {
+                        await reportLag(topics: fold.inputTopics)
+                        nextLag = clock.now.advanced(by: .seconds(5))
+                    }
                     let batch = try await consumer.poll(maxMessages: configuration.batchSize,
                                                         timeout: configuration.pollTimeout)
                     if batch.isEmpty {
@@ -251,6 +256,25 @@ public struct AlertsService: Service {
         }
         try await consumer.close()
         logger.info("alerts service stopped")
+    }
+
+    /// `tollgate_consumer_lag{group="tollgate-alerts",topic,partition}`: the high watermarks minus the offsets
+    /// the deliveries database has folded (the group label is the fixed prefix, not the per-database group,
+    /// so dashboards and alert rules can name it).
+    private func reportLag(topics: [String]) async {
+        do {
+            let saved = try await Blocking.run { [store] in try store.loadState().offsets }
+            for topic in topics {
+                for (partition, marks) in try await log.watermarks(topic: topic) {
+                    let lag = max(0, marks.high - (saved[OffsetKey(topic: topic, partition: partition)] ?? marks.low))
+                    Gauge(label: "tollgate_consumer_lag",
+                          dimensions: [("group", Self.group), ("topic", topic), ("partition", String(partition))],
+                          factory: metricsFactory).record(lag)
+                }
+            }
+        } catch {
+            logger.warning("could not measure the alerts service's lag", metadata: ["log.error": "\(error)"])
+        }
     }
 
     /// The first offset of each partition in a batch: where to read it again from.

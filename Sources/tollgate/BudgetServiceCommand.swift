@@ -11,9 +11,10 @@ struct BudgetServiceCommand: AsyncParsableCommand {
         discussion: """
             Joins the consumer group "tollgate-budget", restores spend from the budget-decisions topic and the \
             budgets from the control topic, and publishes a decision per changed budget after each batch. Run \
-            one (a second one waits as a standby member of the group). On the embedded log it shares --data-dir \
-            or --log-dir with the other services; on Kafka use --brokers. Budgets themselves are set with \
-            `tollgate budgets set|apply` or the admin API.
+            exactly one: two would share the usage partitions and each publish decisions from part of the \
+            spend (restart it in place; with --instance-id it takes its partitions back at once). On the \
+            embedded log it shares --data-dir or --log-dir with the other services; on Kafka use --brokers. \
+            Budgets themselves are set with `tollgate budgets set|apply` or the admin API.
             """)
 
     @OptionGroup var storage: StorageOptions
