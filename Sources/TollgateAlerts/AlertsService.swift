@@ -11,12 +11,13 @@ public import TollgateNotify
 /// group of its deliveries database's own (`tollgate-alerts-<uuid>`), publishes each alert as an `alert.v1` event, and queues its deliveries in the
 /// ``DeliveryStore``, which a ``Deliverer`` (usually in the same process) sends.
 ///
-/// After each batch, in this order: the batch's alerts are published and acknowledged by the log; then
-/// one transaction stores the deliveries (one per alert and channel; an alert queued again is ignored),
-/// the fold's state (its snapshot, with the offsets it has folded) and the offsets; then the log's offsets
-/// are committed. A crash anywhere in between folds the batch again from the saved state: the same alert
-/// ids are raised, published again (consumers drop duplicates by id) and queued once. Nothing is lost and
-/// no channel gets an alert twice from the store.
+/// After a batch that raises alerts, and otherwise at least every ``Configuration/snapshotInterval``, in
+/// this order: the alerts are published and acknowledged by the log; then one transaction stores the
+/// deliveries (one per alert and channel; an alert queued again is ignored), the fold's state (its
+/// snapshot, with the offsets it has folded) and the offsets; then the log's offsets are committed. A crash
+/// anywhere in between folds again what came after the saved state: the same alert ids are raised,
+/// published again (consumers drop duplicates by id) and queued once. Nothing is lost and no channel gets
+/// an alert twice from the store.
 ///
 /// At first start (no saved state) the fold begins from the rules and budgets of the control topic and
 /// the ids already on the alerts topic, so that a new or rebuilt service does not raise them again.
@@ -30,6 +31,10 @@ public struct AlertsService: Service {
         public var maxBackoff: Duration = .seconds(5)
         /// The stable consumer member id (a restarted service takes its partitions back at once).
         public var instanceID: String? = "alerts"
+        /// How often the fold's state is saved when no alert was raised (a batch that raises one is always
+        /// saved with its deliveries). The log's offsets are committed with each save, so a crash reads again
+        /// at most this much; saving every batch cost the proxy's traffic CPU in `tollgate serve`.
+        public var snapshotInterval: Duration = .seconds(1)
 
         public init() {}
     }
@@ -158,6 +163,28 @@ public struct AlertsService: Service {
         let stopping = Atomic<Bool>(false)
         let clock = ContinuousClock()
         var nextLag = clock.now
+        // Offsets folded into `state` but not saved yet, and when the state was last saved.
+        var pending: [TopicPartition: Int64] = [:]
+        var lastSaved = clock.now
+
+        /// Saves the state, the deliveries and the offsets `through` in one transaction.
+        func save(_ state: AlertFold.State, deliveries: [NewDelivery], through: [TopicPartition: Int64]) async throws -> Int {
+            let snapshot = try JSONEncoder().encode(state)
+            let offsets = Dictionary(through.map { (OffsetKey(topic: $0.key.topic, partition: $0.key.partition), $0.value) },
+                                     uniquingKeysWith: max)
+            return try await Blocking.run { [store] in
+                try store.commit(deliveries: deliveries, state: snapshot, offsets: offsets)
+            }
+        }
+
+        func commitLog(_ offsets: [TopicPartition: Int64]) async {
+            do {
+                try await consumer.commit(offsets)
+            } catch {
+                // The store holds the batch; the log's offset only saves re-reading it.
+                logger.notice("alerts could not commit offsets to the log", metadata: ["log.error": "\(error)"])
+            }
+        }
         do {
             try await withGracefulShutdownHandler {
                 var backoff = Duration.milliseconds(50)
@@ -198,6 +225,18 @@ public struct AlertsService: Service {
                         CloudEvent(id: "alert:" + alert.alertID, source: fold.source, time: alert.raisedAt,
                                    subject: alert.scope.description, data: alert)
                     }
+                    let through = pending.merging(batch.nextOffsets, uniquingKeysWith: max)
+                    if raised.isEmpty, clock.now - lastSaved < configuration.snapshotInterval {
+                        // Nothing to deliver: keep the state in memory; it is saved (with the offsets) soon.
+                        state = next
+                        pending = through
+                        for (partition, offset) in batch.nextOffsets { position[partition] = max(position[partition] ?? 0, offset) }
+                        eventsCounter.increment(by: Int64(batch.count))
+                        batchTimer.recordNanoseconds((clock.now - started).nanosecondsClamped)
+                        await onBatch?(BatchReport(messages: batch.count, alerts: [], newDeliveries: 0))
+                        checkCaughtUp()
+                        continue
+                    }
                     do {
                         let outgoing = raised.compactMap(fold.outgoing)
                         if !outgoing.isEmpty { _ = try await log.produce(outgoing) }
@@ -206,14 +245,10 @@ public struct AlertsService: Service {
                         for event in events {
                             deliveries += try self.deliveries(event, rule: rules[event.data.ruleID])
                         }
-                        let snapshot = try JSONEncoder().encode(next)
-                        let offsets = Dictionary(batch.nextOffsets.map {
-                            (OffsetKey(topic: $0.key.topic, partition: $0.key.partition), $0.value)
-                        }, uniquingKeysWith: max)
-                        let queued = try await Blocking.run { [store, deliveries] in
-                            try store.commit(deliveries: deliveries, state: snapshot, offsets: offsets)
-                        }
+                        let queued = try await save(next, deliveries: deliveries, through: through)
                         state = next
+                        pending = [:]
+                        lastSaved = clock.now
                         backoff = .milliseconds(50)
                         for alert in raised {
                             raisedCounter(alert.kind).increment()
@@ -239,13 +274,13 @@ public struct AlertsService: Service {
                         continue
                     }
                     for (partition, offset) in batch.nextOffsets { position[partition] = max(position[partition] ?? 0, offset) }
-                    do {
-                        try await consumer.commit(batch.nextOffsets)
-                    } catch let error as LogError {
-                        // The store holds the batch; the log's offset only saves re-reading it.
-                        logger.notice("alerts could not commit offsets to the log", metadata: ["log.error": "\(error)"])
-                    }
+                    await commitLog(through)
                     checkCaughtUp()
+                }
+                // What was folded since the last save is saved before stopping.
+                if !pending.isEmpty {
+                    _ = try await save(state, deliveries: [], through: pending)
+                    await commitLog(pending)
                 }
             } onGracefulShutdown: {
                 stopping.store(true, ordering: .relaxed)
