@@ -41,8 +41,26 @@ public struct BudgetService: Service {
             guard let key = message.key.map({ String(decoding: $0, as: UTF8.self) }) else { continue }
             latest[key] = message.value.flatMap { try? EventCoding.decode(BudgetDecisionData.self, from: $0).data }
         }
-        return BudgetFold.State(control: control, decisions: latest.values.compactMap { $0 })
+        var state = BudgetFold.State(control: control, decisions: latest.values.compactMap { $0 })
+        // The cost service publishes a usage event again when it crashed between publishing and committing;
+        // the copy lands above the watermarks. The ids of the events just below them (already counted) are
+        // remembered, so that such a copy is not counted twice across this service's restart.
+        var below: [Int: Int64] = [:]
+        for ledger in state.ledgers.values {
+            for (partition, next) in ledger.watermark { below[partition] = max(below[partition] ?? 0, next) }
+        }
+        if !below.isEmpty {
+            let from = below.mapValues { max(0, $0 - Self.recentLookback) }
+            for message in try await log.read(topic: topicPrefix + UsageData.topic, from: from, to: below) {
+                guard let value = message.value, let id = try? EventCoding.decodeUsage(from: value).id else { continue }
+                _ = state.recent.insert(id)
+            }
+        }
+        return state
     }
+
+    /// Usage events per partition read back at start, below the restored watermarks, to recognize copies.
+    static let recentLookback: Int64 = 10_000
 
     public func run() async throws {
         let state = try await Self.restore(log: log, topicPrefix: topicPrefix)

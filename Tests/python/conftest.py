@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -92,3 +94,46 @@ def fake_provider():
     yield server
     stop(process)
     assert process.returncode == 0, "fake provider did not shut down cleanly:\n" + "\n".join(server.log)
+
+
+def wait_for_line(owner, regex: re.Pattern, timeout: float, failure) -> re.Match:
+    """The first of `owner.lines` matching `regex`, waiting on `owner._changed` (a Condition notified when a
+    line arrives or `owner.eof` is set); `failure()` is the message when none comes in time."""
+    deadline = time.monotonic() + timeout
+    with owner._changed:
+        while True:
+            for line in owner.lines:
+                if match := regex.search(line):
+                    return match
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or owner.eof:
+                raise AssertionError(failure())
+            owner._changed.wait(min(remaining, 0.2))
+
+
+def serve_on_loopback(handler, port: int = 0) -> http.server.ThreadingHTTPServer:
+    """An HTTP server for `handler` on 127.0.0.1 (`port` 0: a free one), serving on a daemon thread; stop it
+    with `close_server`."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
+
+
+def close_server(server: http.server.ThreadingHTTPServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str,
+               context: Callable[[], str] | None = None, interval: float = 0.02):
+    """Calls `predicate` until it returns something truthy (returned), or fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}"
+                                 + ("\n" + context() if context else ""))
+        time.sleep(interval)

@@ -56,7 +56,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from conftest import REPO_ROOT, start_fake_provider, stop, tollgate_binary
+from conftest import (REPO_ROOT, close_server, serve_on_loopback, start_fake_provider, stop, tollgate_binary,
+                      wait_for_line, wait_until)
 from pricing import expected_nano_usd
 
 UPSTREAM_SECRET = "sk-upstream-" + uuid.uuid4().hex
@@ -72,18 +73,6 @@ PORT = re.compile(r"tollgate\.port=(\d+)")
 
 # --------------------------------------------------------------------------------------------------
 # Waiting
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.02):
-    """Calls `predicate` until it returns something truthy (returned), or fails after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -115,18 +104,9 @@ class TollgateProcess:
 
     def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match:
         """The first line matching `pattern` (a regular expression), waiting for it."""
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for line in self.lines:
-                    if match := regex.search(line):
-                        return match
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self.eof:
-                    raise AssertionError(f"`tollgate {' '.join(self.args[:2])}` never logged /{pattern}/:\n"
-                                         + self.log_tail())
-                self._changed.wait(min(remaining, 0.2))
+        return wait_for_line(self, re.compile(pattern), timeout,
+                             lambda: f"`tollgate {' '.join(self.args[:2])}` never logged /{pattern}/:\n"
+                                     + self.log_tail())
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.lines[-lines:])
@@ -281,11 +261,8 @@ class HTTPReceiver:
                         self.rfile.readline()
                 return self.rfile.read(int(self.headers.get("Content-Length", "0")))
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
+        self.server = serve_on_loopback(Handler, port)
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -295,8 +272,7 @@ class HTTPReceiver:
             return list(self.requests)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        close_server(self.server)
 
 
 def webhook_problems(request: Received, secret: str) -> list[str]:
