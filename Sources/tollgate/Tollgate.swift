@@ -14,7 +14,38 @@ enum Entry {
         if ProcessInfo.processInfo.environment["TOLLGATE_NIO_EXECUTOR"] != "0" {
             NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         }
-        await Tollgate.main()
+        let expanded: [String]
+        let config: ConfigFile?
+        do {
+            (expanded, config) = try ConfigFile.expand(Array(CommandLine.arguments.dropFirst()),
+                                                       environment: ProcessInfo.processInfo.environment)
+        } catch {
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            exit(64)
+        }
+        guard let config else { return await Tollgate.main(expanded) }
+        // With a configuration file, a parse error about an option it added names the key and the file.
+        let command: any ParsableCommand
+        do {
+            command = try Tollgate.parseAsRoot(expanded)
+        } catch {
+            let message = Tollgate.message(for: error)
+            if let explained = config.explain(message) {
+                FileHandle.standardError.write(Data("Error: \(explained)\n".utf8))
+                exit(64)
+            }
+            Tollgate.exit(withError: error)
+        }
+        do {
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                var command = command
+                try command.run()
+            }
+        } catch {
+            Tollgate.exit(withError: error)
+        }
     }
 }
 
@@ -22,6 +53,11 @@ struct Tollgate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tollgate",
         abstract: "Tollgate: an LLM gateway that meters, prices and budgets every call.",
+        discussion: """
+            Every command also takes --config FILE (or TOLLGATE_CONFIG): its options in a YAML or JSON file, keys \
+            in snake_case (data_dir, brokers, port, log_format, …; schemas/service-config.schema.json). The \
+            command line overrides the environment, which overrides the file.
+            """,
         subcommands: [Serve.self, IngressCommand.self, BudgetServiceCommand.self, LogCommand.self, EventsCommand.self, BenchCommand.self, FakeProviderCommand.self, KeysCommand.self, DevBrokerCommand.self, CostCommand.self, PricesCommand.self, BudgetsCommand.self, ProjectorCommand.self, AlertsCommand.self, QueryCommand.self, UsageCommand.self, TopCommand.self, ReplayCommand.self, ProjectionsCommand.self]
     )
 }

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "schemas"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 ID_BASE = "https://tollgate.dev/schemas/"
-SHARED = {"common.schema.json", "topics.schema.json", "catalog.schema.json"}  # not event types
+SHARED = {"common.schema.json", "topics.schema.json", "catalog.schema.json", "service-config.schema.json"}  # not event types
 EXAMPLES_ENV = "TOLLGATE_EVENT_EXAMPLES"
 
 
