@@ -108,8 +108,10 @@ enum Repo {
     static var eventSchemaFiles: [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: schemas.path)) ?? []
         return names.filter {
-            // Shared definitions, the topic catalog and the price catalog are not event types.
-            $0.hasSuffix(".schema.json") && !["common.schema.json", "topics.schema.json", "catalog.schema.json"].contains($0)
+            // Shared definitions, the topic catalog, the price catalog and the service configuration are not
+            // event types.
+            $0.hasSuffix(".schema.json") && !["common.schema.json", "topics.schema.json", "catalog.schema.json",
+                                              "service-config.schema.json"].contains($0)
         }.sorted()
     }
 
