@@ -17,10 +17,13 @@ public struct BudgetService: Service {
     let logger: Logger
     let metricsFactory: any MetricsFactory
     let onBatch: (@Sendable (BudgetFold.State, ConsumerRunner<BudgetFold>.BatchReport) async -> Void)?
+    let onCaughtUp: (@Sendable () -> Void)?
 
     public init(log: any MessageLog, topicPrefix: String = TopicCatalog.defaultPrefix, instanceID: String? = nil,
                 logger: Logger, metricsFactory: any MetricsFactory = MetricsSystem.factory,
+                onCaughtUp: (@Sendable () -> Void)? = nil,
                 onBatch: (@Sendable (BudgetFold.State, ConsumerRunner<BudgetFold>.BatchReport) async -> Void)? = nil) {
+        self.onCaughtUp = onCaughtUp
         self.log = log
         self.topicPrefix = topicPrefix
         self.instanceID = instanceID
@@ -75,7 +78,7 @@ public struct BudgetService: Service {
         configuration.consumer.instanceID = instanceID
         let runner = ConsumerRunner(log: log, fold: BudgetFold(topicPrefix: topicPrefix), initialState: state,
                                     configuration: configuration, logger: logger, metricsFactory: metricsFactory,
-                                    onBatch: onBatch)
+                                    onCaughtUp: onCaughtUp, onBatch: onBatch)
         try await runner.run()
     }
 }

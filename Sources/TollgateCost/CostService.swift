@@ -21,6 +21,7 @@ public struct CostService: Service {
     public init(log: any MessageLog, pricer: Pricer, topicPrefix: String = TopicCatalog.defaultPrefix,
                 instanceID: String? = nil, logger: Logger,
                 metricsFactory: any MetricsFactory = MetricsSystem.factory,
+                onCaughtUp: (@Sendable () -> Void)? = nil,
                 onBatch: (@Sendable (CostFold.State, ConsumerRunner<CostFold>.BatchReport) async -> Void)? = nil) {
         var configuration = ConsumerRunner<CostFold>.Configuration(
             group: Self.group, topics: [topicPrefix + ResponseData.topic],
@@ -34,7 +35,7 @@ public struct CostService: Service {
         let serviceLogger = logger
         runner = ConsumerRunner(
             log: log, fold: CostFold(pricer: pricer, topicPrefix: topicPrefix), initialState: CostFold.State(),
-            configuration: configuration, logger: logger, metricsFactory: metricsFactory,
+            configuration: configuration, logger: logger, metricsFactory: metricsFactory, onCaughtUp: onCaughtUp,
             onBatch: { state, report in
                 // The state counts since start; record what is new since the last batch.
                 let (newPriced, newUnpriced) = reported.withLock { last -> (Int, [(CostFold.UnpricedModel, Int, Bool)]) in

@@ -91,6 +91,7 @@ public struct ConsumerRunner<Fold: EventFold>: Service {
     public let configuration: Configuration
     private let initialState: Fold.State
     private let onBatch: (@Sendable (Fold.State, BatchReport) async -> Void)?
+    private let onCaughtUp: (@Sendable () -> Void)?
     private let logger: Logger
     private let metricsFactory: any MetricsFactory
     private let processedCounter: Counter
@@ -98,6 +99,8 @@ public struct ConsumerRunner<Fold: EventFold>: Service {
     private let batchTimer: Timer
 
     /// - Parameters:
+    ///   - onCaughtUp: called once, when the partitions assigned to this member have been read up to where
+    ///     they were at start (or a poll finds nothing new): the service's readiness.
     ///   - onBatch: called after each batch is committed, with the state after it (for example to publish
     ///     the state to readers in the same process, or for metrics).
     ///   - metricsFactory: where `tollgate_consumer_messages_total`, `tollgate_consumer_dead_letters_total`
@@ -106,7 +109,9 @@ public struct ConsumerRunner<Fold: EventFold>: Service {
     public init(log: any MessageLog, fold: Fold, initialState: Fold.State, configuration: Configuration,
                 logger: Logger = Logger(label: "tollgate.consumer"),
                 metricsFactory: any MetricsFactory = MetricsSystem.factory,
+                onCaughtUp: (@Sendable () -> Void)? = nil,
                 onBatch: (@Sendable (Fold.State, BatchReport) async -> Void)? = nil) {
+        self.onCaughtUp = onCaughtUp
         self.metricsFactory = metricsFactory
         processedCounter = Counter(label: "tollgate_consumer_messages_total",
                                    dimensions: [("group", configuration.group)], factory: metricsFactory)
@@ -133,6 +138,25 @@ public struct ConsumerRunner<Fold: EventFold>: Service {
         let clock = ContinuousClock()
         var nextLagReport = clock.now
         var reported = Set<TopicPartition>()
+        // Where the inputs ended at start, and how far this member has committed: "caught up".
+        var targets: [TopicPartition: Int64] = [:]
+        for topic in configuration.topics {
+            for (partition, marks) in try await log.watermarks(topic: topic) {
+                targets[TopicPartition(topic: topic, partition: partition)] = marks.high
+            }
+        }
+        var position: [TopicPartition: Int64] = [:]
+        var caughtUp = false
+        func checkCaughtUp(idle: Bool) async {
+            guard !caughtUp, let onCaughtUp else { return }
+            let assigned = await consumer.assignment()
+            guard !assigned.isEmpty else { return }
+            if idle || assigned.allSatisfy({ (position[$0] ?? 0) >= (targets[$0] ?? 0) }) {
+                caughtUp = true
+                logger.info("consumer caught up with its inputs")
+                onCaughtUp()
+            }
+        }
         do {
             try await withGracefulShutdownHandler {
                 while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
@@ -142,7 +166,10 @@ public struct ConsumerRunner<Fold: EventFold>: Service {
                     }
                     let batch = try await consumer.poll(maxMessages: configuration.batchSize,
                                                         timeout: configuration.pollTimeout)
-                    if batch.isEmpty { continue }
+                    if batch.isEmpty {
+                        await checkCaughtUp(idle: true)
+                        continue
+                    }
                     let started = clock.now
                     let report = try await apply(batch, to: &state, consumer: consumer)
                     let (seconds, attoseconds) = (clock.now - started).components
@@ -150,6 +177,8 @@ public struct ConsumerRunner<Fold: EventFold>: Service {
                     processedCounter.increment(by: Int64(report.messages))
                     if report.deadLetters > 0 { deadLetterCounter.increment(by: Int64(report.deadLetters)) }
                     await onBatch?(state, report)
+                    for (partition, next) in report.committed { position[partition] = max(position[partition] ?? 0, next) }
+                    await checkCaughtUp(idle: false)
                 }
             } onGracefulShutdown: {
                 stopping.store(true, ordering: .relaxed)

@@ -37,7 +37,7 @@ struct BudgetServiceCommand: AsyncParsableCommand {
         Observability.bootstrap()
         let backend = try await LogBackend.open(try kafka.backendSettings(storage), logger: logger)
         defer { backend.close() }
-        let readiness = Readiness(checks: ["log"])
+        let readiness = Readiness(checks: ["log", "inputs"])
         readiness.markReady("log")
         var host = ServiceHost(name: "budget")
         host.host = self.host
@@ -45,7 +45,7 @@ struct BudgetServiceCommand: AsyncParsableCommand {
         host.shutdownTimeout = .seconds(shutdown.shutdownTimeout)
         try await host.run(
             services: [BudgetService(log: backend.log, topicPrefix: storage.topicPrefix, instanceID: instanceID,
-                                     logger: logger)],
+                                     logger: logger, onCaughtUp: { readiness.markReady("inputs") })],
             readiness: readiness, backend: backend, logger: logger)
     }
 }

@@ -37,7 +37,7 @@ struct CostCommand: AsyncParsableCommand {
         logger.info("price catalog loaded", metadata: ["tollgate.catalog_version": "\(pricer.catalog.catalogVersion)"])
         let backend = try await LogBackend.open(try kafka.backendSettings(storage), logger: logger)
         defer { backend.close() }
-        let readiness = Readiness(checks: ["log"])
+        let readiness = Readiness(checks: ["log", "inputs"])
         readiness.markReady("log")
         var host = ServiceHost(name: "cost")
         host.host = self.host
@@ -45,7 +45,8 @@ struct CostCommand: AsyncParsableCommand {
         host.shutdownTimeout = .seconds(shutdown.shutdownTimeout)
         try await host.run(
             services: [CostService(log: backend.log, pricer: pricer, topicPrefix: storage.topicPrefix,
-                                   instanceID: instanceID, logger: logger)],
+                                   instanceID: instanceID, logger: logger,
+                                   onCaughtUp: { readiness.markReady("inputs") })],
             readiness: readiness, backend: backend, logger: logger)
     }
 }
