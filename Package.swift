@@ -340,7 +340,7 @@ let package = Package(
         .testTarget(
             name: "TollgateNotifyTests",
             dependencies: [
-                "TollgateNotify", "TollgateEvents",
+                "TollgateNotify", "TollgateEvents", "TollgateLog",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -29,8 +29,14 @@ public final class ChangeNotifier: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    /// Returns when the version moved past `version`, after `timeout`, or when the task is cancelled.
-    public func wait(since version: UInt64, timeout: Duration) async {
+    /// Returns when the version moved past `version`, after `timeout` (`nil`: none), or when the task is
+    /// cancelled.
+    public func wait(since version: UInt64, timeout: Duration?) async {
+        guard let timeout else {
+            await waitForChange(since: version)
+            return
+        }
+        if timeout <= .zero { return }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { try? await Task.sleep(for: timeout) }
             group.addTask { await self.waitForChange(since: version) }

@@ -2,6 +2,7 @@ public import Foundation
 public import GRDB
 public import Logging
 public import TollgateEvents
+import TollgateLog
 
 /// One alert to queue for one channel.
 public struct NewDelivery: Sendable, Hashable {
@@ -144,7 +145,7 @@ public final class DeliveryStore: Sendable {
     public let path: String
     let logger: Logger
     /// Signalled after every change that may give the deliverer work.
-    let wakeup = Wakeup()
+    let wakeup = ChangeNotifier()
 
     private init(pool: DatabasePool, path: String, logger: Logger) {
         self.pool = pool

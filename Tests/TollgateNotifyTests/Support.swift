@@ -7,6 +7,7 @@ import NIOPosix
 import ServiceLifecycle
 import Synchronization
 import TollgateEvents
+import TollgateLog
 @testable import TollgateNotify
 
 struct TestFailure: Error, CustomStringConvertible {
@@ -87,7 +88,7 @@ final class Locked<Value: Sendable>: Sendable {
 /// Values recorded by a receiver, and waiting for them.
 final class Recorder<Value: Sendable>: Sendable {
     private let values = Mutex<[Value]>([])
-    private let wakeup = Wakeup()
+    private let wakeup = ChangeNotifier()
 
     /// Records `value`; returns how many values there are now.
     @discardableResult
