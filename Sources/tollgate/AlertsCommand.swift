@@ -47,9 +47,7 @@ struct AlertsCommand: AsyncParsableCommand {
         @OptionGroup var kafka: KafkaOptions
         @OptionGroup var logging: LoggingOptions
         @OptionGroup var alerts: AlertsOptions
-        @Option(help: "Address of the health and metrics endpoints.") var host: String = "127.0.0.1"
-        @Option(help: "Port of GET /healthz, /readyz and /metrics (0: any free port; default: none).") var port: Int?
-        @OptionGroup var shutdown: ShutdownOptions
+        @OptionGroup var endpoints: EndpointOptions
 
         func run() async throws {
             let logger = logging.bootstrap(default: .info)
@@ -77,10 +75,7 @@ struct AlertsCommand: AsyncParsableCommand {
             } catch let error as AlertsConfigurationError {
                 throw CommandFailure(error.description)
             }
-            var host = ServiceHost(name: "alerts")
-            host.host = self.host
-            host.port = port
-            host.shutdownTimeout = .seconds(shutdown.shutdownTimeout)
+            let host = endpoints.serviceHost("alerts")
             do {
                 try await host.run(services: runtime.services, readiness: readiness, backend: backend, logger: logger)
             } catch {

@@ -24,13 +24,9 @@ struct BudgetServiceCommand: AsyncParsableCommand {
     @Option(help: "Stable member identity in the consumer group (takes its partitions back at once after a restart).")
     var instanceID: String?
 
-    @Option(help: "Address of the health and metrics endpoints.")
-    var host: String = "127.0.0.1"
 
-    @Option(help: "Port of GET /healthz, /readyz and /metrics (0: any free port; default: none).")
-    var port: Int?
 
-    @OptionGroup var shutdown: ShutdownOptions
+    @OptionGroup var endpoints: EndpointOptions
 
     func run() async throws {
         let logger = logging.bootstrap(default: .info)
@@ -39,10 +35,7 @@ struct BudgetServiceCommand: AsyncParsableCommand {
         defer { backend.close() }
         let readiness = Readiness(checks: ["log", "inputs"])
         readiness.markReady("log")
-        var host = ServiceHost(name: "budget")
-        host.host = self.host
-        host.port = port
-        host.shutdownTimeout = .seconds(shutdown.shutdownTimeout)
+        let host = endpoints.serviceHost("budget")
         try await host.run(
             services: [BudgetService(log: backend.log, topicPrefix: storage.topicPrefix, instanceID: instanceID,
                                      logger: logger, onCaughtUp: { readiness.markReady("inputs") })],

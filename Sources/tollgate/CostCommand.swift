@@ -22,13 +22,9 @@ struct CostCommand: AsyncParsableCommand {
     @Option(help: "Stable member identity in the consumer group (takes its partitions back at once after a restart).")
     var instanceID: String?
 
-    @Option(help: "Address of the health and metrics endpoints.")
-    var host: String = "127.0.0.1"
 
-    @Option(help: "Port of GET /healthz, /readyz and /metrics (0: any free port; default: none).")
-    var port: Int?
 
-    @OptionGroup var shutdown: ShutdownOptions
+    @OptionGroup var endpoints: EndpointOptions
 
     func run() async throws {
         let logger = logging.bootstrap(default: .info)
@@ -39,10 +35,7 @@ struct CostCommand: AsyncParsableCommand {
         defer { backend.close() }
         let readiness = Readiness(checks: ["log", "inputs"])
         readiness.markReady("log")
-        var host = ServiceHost(name: "cost")
-        host.host = self.host
-        host.port = port
-        host.shutdownTimeout = .seconds(shutdown.shutdownTimeout)
+        let host = endpoints.serviceHost("cost")
         try await host.run(
             services: [CostService(log: backend.log, pricer: pricer, topicPrefix: storage.topicPrefix,
                                    instanceID: instanceID, logger: logger,

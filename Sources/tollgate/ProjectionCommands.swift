@@ -242,9 +242,7 @@ struct ProjectorCommand: AsyncParsableCommand {
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var logging: LoggingOptions
     @OptionGroup var projections: ProjectionsOptions
-    @Option(help: "Address of the health and metrics endpoints.") var host: String = "127.0.0.1"
-    @Option(help: "Port of GET /healthz, /readyz and /metrics (0: any free port; default: none).") var port: Int?
-    @OptionGroup var shutdown: ShutdownOptions
+    @OptionGroup var endpoints: EndpointOptions
 
     func run() async throws {
         let logger = logging.bootstrap(default: .info)
@@ -255,10 +253,7 @@ struct ProjectorCommand: AsyncParsableCommand {
                                              logger: logger)
         let readiness = Readiness(checks: ["log", "projections"])
         readiness.markReady("log")
-        var host = ServiceHost(name: "projector")
-        host.host = self.host
-        host.port = port
-        host.shutdownTimeout = .seconds(shutdown.shutdownTimeout)
+        let host = endpoints.serviceHost("projector")
         try await host.run(
             services: [ProjectorService(log: backend.log, store: store, logger: logger,
                                         onCaughtUp: { readiness.markReady("projections") })],

@@ -78,6 +78,26 @@ struct StorageOptions: ParsableArguments {
     }
 }
 
+/// A consumer service's health, readiness and metrics endpoints, and its shutdown deadline.
+struct EndpointOptions: ParsableArguments {
+    @Option(help: "Address of the health and metrics endpoints.")
+    var host: String = "127.0.0.1"
+
+    @Option(help: "Port of GET /healthz, /readyz and /metrics (0: any free port; default: none).")
+    var port: Int?
+
+    @OptionGroup var shutdown: ShutdownOptions
+
+    /// The host of service `name` with these settings.
+    func serviceHost(_ name: String) -> ServiceHost {
+        var host = ServiceHost(name: name)
+        host.host = self.host
+        host.port = port
+        host.shutdownTimeout = .seconds(shutdown.shutdownTimeout)
+        return host
+    }
+}
+
 /// How long a service may take to stop on SIGTERM or SIGINT.
 struct ShutdownOptions: ParsableArguments {
     @Option(help: "Seconds graceful shutdown (SIGTERM, SIGINT) may take: work in flight finishes and offsets are committed, then what is left is cancelled.")
