@@ -321,10 +321,3 @@ public struct AlertsService: Service {
         return first
     }
 }
-
-extension Duration {
-    var nanosecondsClamped: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
-}

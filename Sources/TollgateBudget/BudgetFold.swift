@@ -177,25 +177,3 @@ public struct BudgetFold: EventFold {
     }
 }
 
-/// A bounded set of recently seen ids (oldest forgotten first).
-struct RecentIDs: Sendable {
-    let capacity: Int
-    private var members = Set<String>()
-    private var order: [String] = []
-    private var head = 0
-
-    init(capacity: Int) { self.capacity = capacity }
-
-    /// Inserts; false when the id was already there.
-    mutating func insert(_ id: String) -> Bool {
-        guard members.insert(id).inserted else { return false }
-        if order.count < capacity {
-            order.append(id)
-        } else {
-            members.remove(order[head])
-            order[head] = id
-            head = (head + 1) % capacity
-        }
-        return true
-    }
-}

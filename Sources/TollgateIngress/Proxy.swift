@@ -411,7 +411,7 @@ public struct Proxy: Sendable {
             })
         let requested = context.facts.model ?? ""
         metrics.record(provider: call.endpoint.provider, model: servedModel ?? requested, status: context.status,
-                       durationNanoseconds: (now - call.started).nanoseconds)
+                       durationNanoseconds: (now - call.started).nanosecondsClamped)
         events.publish(CloudEvent(
             id: "response:\(call.requestID)", source: configuration.source, time: Date(),
             subject: context.attribution.team,
@@ -448,7 +448,7 @@ public struct Proxy: Sendable {
                        attribution: Attribution?) {
         let attribution = attribution ?? key.map { Attribution(key: $0) } ?? Attribution.anonymous
         metrics.record(provider: provider, model: model ?? "", status: status,
-                       durationNanoseconds: (ContinuousClock.now - started).nanoseconds)
+                       durationNanoseconds: (ContinuousClock.now - started).nanosecondsClamped)
         let timings = ResponseData.Timings(
             receivedAt: receivedAt, upstreamSentAt: nil, firstByteMs: nil,
             durationMs: Self.milliseconds(ContinuousClock.now - started), upstreamMs: nil)
@@ -722,14 +722,5 @@ extension Endpoint {
         default:
             return rawValue
         }
-    }
-}
-
-extension Duration {
-    /// Whole nanoseconds (saturating).
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? .max : scaled &+ attoseconds / 1_000_000_000
     }
 }

@@ -172,8 +172,7 @@ public struct ConsumerRunner<Fold: EventFold>: Service {
                     }
                     let started = clock.now
                     let report = try await apply(batch, to: &state, consumer: consumer)
-                    let (seconds, attoseconds) = (clock.now - started).components
-                    batchTimer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+                    batchTimer.recordNanoseconds((clock.now - started).nanosecondsClamped)
                     processedCounter.increment(by: Int64(report.messages))
                     if report.deadLetters > 0 { deadLetterCounter.increment(by: Int64(report.deadLetters)) }
                     await onBatch?(state, report)

@@ -210,10 +210,3 @@ public struct ProjectorService: Service {
         }
     }
 }
-
-extension Duration {
-    var nanosecondsClamped: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
-}
