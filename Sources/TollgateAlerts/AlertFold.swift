@@ -76,7 +76,7 @@ public struct AlertFold: EventFold {
         case topicPrefix + BudgetDecisionData.topic:
             return .decision(try EventCoding.decode(BudgetDecisionData.self, from: value).data)
         case topicPrefix + UsageData.topic:
-            let event = try EventCoding.decode(UsageData.self, from: value)
+            let event = try EventCoding.decodeUsage(from: value)
             return .usage(id: event.id, event.data)
         default:
             return .nothing

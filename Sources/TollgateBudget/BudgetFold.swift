@@ -81,7 +81,7 @@ public struct BudgetFold: EventFold {
         if message.topic == topicPrefix + "control" {
             return .control(try AnyControlEvent.decode(from: value))
         }
-        let event = try EventCoding.decode(UsageData.self, from: value)
+        let event = try EventCoding.decodeUsage(from: value)
         return .usage(id: event.id, event.data)
     }
 
