@@ -224,6 +224,9 @@ public struct BudgetGuard: Sendable {
     /// Requests admitted and not settled yet.
     public var inFlight: Int { tickets.count }
 
+    /// Whether `requestID` was admitted against a budget and is not settled yet.
+    public func holdsTicket(_ requestID: String) -> Bool { tickets[requestID] != nil }
+
     /// When the oldest settled cost was settled that no decision has been made since (per budget).
     /// Normally nil or seconds old; far older means the budget service is down or behind, and the
     /// ingress is enforcing from its own ledger.

@@ -99,6 +99,8 @@ public final class BudgetPlane: Service, Sendable {
     /// Settles a request with the cost of what the provider reported (zero when nothing was billed).
     public func settle(_ requestID: String, provider: Provider, model: String, usage: TokenUsage,
                        receivedAt: Date, now: Date = Date()) {
+        // Most calls hold no reservation (no budget covers them): nothing to price then.
+        guard box.state.withLock({ $0.holdsTicket(requestID) }) else { return }
         let cost = usage == .zero ? 0
             : pricer.quote(provider: provider, model: model, usage: usage, at: receivedAt).cost.total.nanoUSD
         box.state.withLock { $0.settle(requestID, cost: cost, now: now) }

@@ -131,11 +131,29 @@ extension JSONScanner {
 }
 
 /// One JSON value as a `Decoder`.
+///
+/// The coding path is kept as the parent's path plus this value's key and only joined when asked for
+/// (by a nested container, or an error): a member read that succeeds then allocates no path array.
 private struct ScannedValueDecoder: Decoder, SingleValueDecodingContainer {
     let scanner: JSONScanner
     let range: Range<Int>
-    let codingPath: [any CodingKey]
+    let parentPath: [any CodingKey]
+    let key: (any CodingKey)?
     let userInfo: [CodingUserInfoKey: Any]
+
+    init(scanner: JSONScanner, range: Range<Int>, codingPath: [any CodingKey], key: (any CodingKey)? = nil,
+         userInfo: [CodingUserInfoKey: Any]) {
+        self.scanner = scanner
+        self.range = range
+        self.parentPath = codingPath
+        self.key = key
+        self.userInfo = userInfo
+    }
+
+    var codingPath: [any CodingKey] {
+        guard let key else { return parentPath }
+        return parentPath + [key]
+    }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
         guard let layout = scanner.object(at: range.lowerBound) else {
@@ -233,7 +251,7 @@ private struct ScannedKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProt
             throw DecodingError.keyNotFound(key, DecodingError.Context(
                 codingPath: codingPath, debugDescription: "No value associated with key \(key.stringValue)."))
         }
-        return ScannedValueDecoder(scanner: scanner, range: range, codingPath: codingPath + [key], userInfo: userInfo)
+        return ScannedValueDecoder(scanner: scanner, range: range, codingPath: codingPath, key: key, userInfo: userInfo)
     }
 
     func contains(_ key: Key) -> Bool { valueRange(key) != nil }
@@ -305,7 +323,7 @@ private struct ScannedUnkeyedContainer: UnkeyedDecodingContainer {
                 codingPath: codingPath + [IndexKey(intValue: currentIndex)], debugDescription: "Unkeyed container is at end."))
         }
         let value = try body(ScannedValueDecoder(scanner: scanner, range: elements[currentIndex],
-                                                 codingPath: codingPath + [IndexKey(intValue: currentIndex)],
+                                                 codingPath: codingPath, key: IndexKey(intValue: currentIndex),
                                                  userInfo: userInfo))
         currentIndex += 1
         return value
