@@ -8,10 +8,15 @@ import TollgateLog
 
 /// `tollgate bench proxy`: the proxy's overhead, measured against the fake provider called directly.
 ///
-/// Starts `tollgate fake-provider` and `tollgate serve` as child processes (so the figures include real
-/// process boundaries and loopback TCP), then measures, direct and through Tollgate, with the same load:
+/// Starts `tollgate fake-provider` and the proxies as child processes (so the figures include real
+/// process boundaries and loopback TCP), then measures, with the same load:
 /// - throughput and latency percentiles of non-streamed 1 KiB chat requests with `wrk` (64 connections,
-///   and 1 connection for the added latency);
+///   and 1 connection for the added latency), for five targets in turn, each alone on the machine:
+///   `direct` (the fake provider), `nginx` (nginx as a plain reverse proxy, when installed: the reference
+///   the targets are stated against), `forwarder` (``BareForwarder``: Hummingbird and AsyncHTTPClient
+///   forwarding with nothing else, the floor of these libraries), `ingress` (`tollgate ingress`: keys,
+///   parsing, budgets, events to the log) and `tollgate` (`tollgate serve`: the same plus the cost, budget,
+///   alerts and projector consumers in the same process);
 /// - time to first byte of streamed responses (sequential requests);
 /// - Tollgate's resident memory while it relays many concurrent slow streams.
 public enum ProxyBenchmark {
@@ -59,44 +64,51 @@ public enum ProxyBenchmark {
         defer { try? FileManager.default.removeItem(at: directory) }
         let upstreamKey = "sk-bench-\(UUID().uuidString)"
 
-        // A virtual key, written to the log before serve starts.
-        let logDirectory = directory.appendingPathComponent("data/log").path
-        let log = try EmbeddedLog.open(directory: logDirectory)
-        try await log.provision(TopicCatalog.specs())
-        let (secret, data) = VirtualKeys.create(team: "bench", project: "bench")
-        try await ControlWriter(log: log, topicPrefix: TopicCatalog.defaultPrefix, source: "tollgate/bench").write(data)
-        log.close()
+        // A virtual key in each Tollgate's log, written before it starts.
+        var secrets: [String: String] = [:]
+        for name in ["serve", "ingress"] {
+            let log = try EmbeddedLog.open(directory: directory.appendingPathComponent("\(name)/log").path)
+            try await log.provision(TopicCatalog.specs())
+            let (secret, data) = VirtualKeys.create(team: "bench", project: "bench")
+            try await ControlWriter(log: log, topicPrefix: TopicCatalog.defaultPrefix, source: "tollgate/bench").write(data)
+            log.close()
+            secrets[name] = secret
+        }
 
-        progress("starting the fake provider and tollgate serve")
+        progress("starting the fake provider, the references and tollgate")
         let fake = try ChildServer(binary: options.binary,
                                    arguments: ["fake-provider", "--port", "0", "--require-key", upstreamKey],
                                    environment: [:], readyMarker: "fake provider listening")
         defer { fake.stop() }
         let fakeURL = "http://127.0.0.1:\(try await fake.port())"
-        let serve = try ChildServer(
-            binary: options.binary,
-            arguments: ["serve", "--port", "0", "--data-dir", directory.appendingPathComponent("data").path,
-                        "--log-level", "info"],
-            environment: ["OPENAI_API_KEY": upstreamKey, "TOLLGATE_OPENAI_BASE_URL": fakeURL,
-                          "ANTHROPIC_API_KEY": upstreamKey, "GEMINI_API_KEY": upstreamKey],
-            readyMarker: "tollgate is serving")
-        defer { serve.stop() }
-        let tollgateURL = "http://127.0.0.1:\(try await serve.port())"
+        let providerEnvironment = ["OPENAI_API_KEY": upstreamKey, "TOLLGATE_OPENAI_BASE_URL": fakeURL,
+                                   "ANTHROPIC_API_KEY": upstreamKey, "GEMINI_API_KEY": upstreamKey]
+        let forwarder = try ChildServer(binary: options.binary,
+                                        arguments: ["bench", "forwarder", "--upstream", fakeURL, "--port", "0"],
+                                        environment: [:], readyMarker: "forwarder listening")
+        defer { forwarder.stop() }
+        let forwarderURL = "http://127.0.0.1:\(try await forwarder.port())"
+        let nginx = try NginxReference.start(directory: directory.appendingPathComponent("nginx"), upstream: fakeURL)
+        defer { nginx?.stop() }
+        if nginx == nil { progress("nginx is not installed: its reference rows are left out (apt-get install nginx-light)") }
 
         let message = String(repeating: "lorem ipsum ", count: 80)  // ~1 KiB body
         let body = #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"\#(message)"}]}"#
         var results: [Result] = []
-        for (target, url, key) in [("direct", fakeURL, upstreamKey), ("tollgate", tollgateURL, secret)] {
+
+        /// wrk at `options.connections` and at 1 connection against one target; CPU per request of the
+        /// target's processes (`cpuPIDs`) and of the fake provider.
+        func throughput(_ target: String, url: String, key: String, cpuPIDs: @escaping () -> [Int32]) throws {
             for connections in [options.connections, 1] {
                 progress("wrk: \(target), \(connections) connection(s), \(options.seconds) s")
                 let script = directory.appendingPathComponent("post-\(target).lua")
                 try wrkScript(body: body, key: key).write(to: script, atomically: true, encoding: .utf8)
-                let server = target == "direct" ? fake.pid : serve.pid
-                let cpuBefore = (cpuSeconds(pid: server), cpuSeconds(pid: fake.pid))
+                let pids = cpuPIDs()
+                let cpuBefore = (cpuSeconds(pids: pids), cpuSeconds(pid: fake.pid))
                 let output = try runProcess(wrk, ["-t\(min(options.threads, connections))", "-c\(connections)",
                                                   "-d\(options.seconds)s", "--latency", "-s", script.path,
                                                   "\(url)/v1/chat/completions"])
-                let cpuAfter = (cpuSeconds(pid: server), cpuSeconds(pid: fake.pid))
+                let cpuAfter = (cpuSeconds(pids: pids), cpuSeconds(pid: fake.pid))
                 var result = parseWrk(output)
                 if let requests = result.requests, requests > 0 {
                     func perRequest(_ before: Double?, _ after: Double?) -> Double? {
@@ -112,6 +124,34 @@ public enum ProxyBenchmark {
                 results.append(result)
             }
         }
+
+        try throughput("direct", url: fakeURL, key: upstreamKey) { [fake.pid] }
+        if let nginx {
+            try throughput("nginx", url: nginx.url, key: upstreamKey) { nginx.processIDs() }
+        }
+        try throughput("forwarder", url: forwarderURL, key: upstreamKey) { [forwarder.pid] }
+        forwarder.stop()
+        nginx?.stop()
+        do {
+            // The ingress alone (events to the log; the consumers would run elsewhere).
+            let ingress = try ChildServer(
+                binary: options.binary,
+                arguments: ["ingress", "--port", "0", "--data-dir", directory.appendingPathComponent("ingress").path,
+                            "--log-level", "info"],
+                environment: providerEnvironment, readyMarker: "tollgate is serving")
+            defer { ingress.stop() }
+            let ingressURL = "http://127.0.0.1:\(try await ingress.port())"
+            try throughput("ingress", url: ingressURL, key: secrets["ingress"] ?? "") { [ingress.pid] }
+        }
+        let serve = try ChildServer(
+            binary: options.binary,
+            arguments: ["serve", "--port", "0", "--data-dir", directory.appendingPathComponent("serve").path,
+                        "--log-level", "info"],
+            environment: providerEnvironment, readyMarker: "tollgate is serving")
+        defer { serve.stop() }
+        let tollgateURL = "http://127.0.0.1:\(try await serve.port())"
+        let secret = secrets["serve"] ?? ""
+        try throughput("tollgate", url: tollgateURL, key: secret) { [serve.pid] }
 
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: {
             var configuration = HTTPClient.Configuration()
@@ -260,6 +300,16 @@ public enum ProxyBenchmark {
 
     // MARK: Processes
 
+    /// The summed CPU time of several processes, in seconds; `nil` when one of them cannot be read.
+    static func cpuSeconds(pids: [Int32]) -> Double? {
+        var total = 0.0
+        for pid in pids {
+            guard let seconds = cpuSeconds(pid: pid) else { return nil }
+            total += seconds
+        }
+        return total
+    }
+
     /// User plus system CPU time of a process so far, in seconds (from `/proc/<pid>/stat`).
     static func cpuSeconds(pid: Int32) -> Double? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
@@ -335,5 +385,127 @@ final class ChildServer: Sendable {
         guard process.isRunning else { return }
         process.terminate()
         process.waitUntilExit()
+    }
+}
+
+/// nginx as a plain reverse proxy in front of the fake provider: the reference the proxy targets are
+/// stated against, measured on the same machine in the same run. Started only when nginx is installed.
+final class NginxReference: Sendable {
+    let url: String
+    private let process: Process
+
+    private init(url: String, process: Process) {
+        self.url = url
+        self.process = process
+    }
+
+    /// Starts nginx (`worker_processes auto`, keep-alive upstream connections, no buffering, no access log)
+    /// with its files under `directory`; `nil` when there is no nginx binary.
+    static func start(directory: URL, upstream: String) throws -> NginxReference? {
+        let candidates = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+            + ["/usr/sbin", "/usr/local/sbin", "/usr/local/nginx/sbin"]
+        guard let binary = candidates.map({ "\($0)/nginx" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) })
+        else { return nil }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let port = try freePort()
+        let upstreamHost = upstream.replacingOccurrences(of: "http://", with: "")
+        let path = directory.path
+        let configuration = """
+            worker_processes auto;
+            daemon off;
+            pid \(path)/nginx.pid;
+            error_log \(path)/error.log warn;
+            events { worker_connections 4096; }
+            http {
+              access_log off;
+              client_body_temp_path \(path)/body;
+              proxy_temp_path \(path)/proxy;
+              fastcgi_temp_path \(path)/fastcgi;
+              uwsgi_temp_path \(path)/uwsgi;
+              scgi_temp_path \(path)/scgi;
+              upstream fake { server \(upstreamHost); keepalive 256; }
+              server {
+                listen 127.0.0.1:\(port);
+                location / {
+                  proxy_pass http://fake;
+                  proxy_http_version 1.1;
+                  proxy_set_header Connection "";
+                  proxy_buffering off;
+                }
+              }
+            }
+            """
+        let file = directory.appendingPathComponent("nginx.conf")
+        try configuration.write(to: file, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["-p", path, "-c", file.path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let reference = NginxReference(url: "http://127.0.0.1:\(port)", process: process)
+        // nginx says nothing when it listens: try to connect, for at most 10 s.
+        let deadline = Date().addingTimeInterval(10)
+        while !canConnect(port: port) {
+            guard process.isRunning, Date() < deadline else {
+                reference.stop()
+                throw ProxyBenchmark.Failure(description: "nginx did not start; see \(path)/error.log")
+            }
+            usleep(20_000)
+        }
+        return reference
+    }
+
+    /// The master process and its workers.
+    func processIDs() -> [Int32] {
+        let master = process.processIdentifier
+        var pids = [master]
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for entry in entries {
+            guard let pid = Int32(entry),
+                  let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, Int32(fields[1]) == master { pids.append(pid) }
+        }
+        return pids
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        process.terminate()  // SIGTERM: nginx's fast shutdown
+        process.waitUntilExit()
+    }
+
+    private static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ProxyBenchmark.Failure(description: "socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+                guard bind(fd, pointer, length) == 0 else { return -1 }
+                return getsockname(fd, pointer, &length)
+            }
+        }
+        guard bound == 0 else { throw ProxyBenchmark.Failure(description: "no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    private static func canConnect(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
     }
 }

@@ -1,13 +1,16 @@
 import ArgumentParser
 import Foundation
+import Hummingbird
 import TollgateApp
+import TollgateIngress
 import TollgateLog
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures.",
-        subcommands: [LogBench.self, ProxyBench.self, KafkaBench.self, CostBench.self, BudgetBench.self, ProjectorBench.self, LogConsumerChild.self])
+        subcommands: [LogBench.self, ProxyBench.self, KafkaBench.self, CostBench.self, BudgetBench.self, ProjectorBench.self, LogConsumerChild.self,
+                      ForwarderChild.self])
 
     struct LogBench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -140,7 +143,7 @@ struct BenchCommand: AsyncParsableCommand {
     struct ProxyBench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "proxy",
-            abstract: "Proxy overhead: wrk against the fake provider directly and through tollgate serve.")
+            abstract: "Proxy overhead: wrk against the fake provider directly, through nginx and a bare forwarder (the references), and through tollgate ingress and serve.")
 
         @Option(help: "Seconds per wrk run.") var seconds: Int = 10
         @Option(help: "Connections of the throughput runs.") var connections: Int = 64
@@ -172,13 +175,13 @@ struct BenchCommand: AsyncParsableCommand {
                 return
             }
             func us(_ value: Double?) -> String { value.map { String(format: "%.0f", $0) } ?? "-" }
-            var table = TextTable(columns: ["scenario", "target", "conns", "req/s", "p50 µs", "p99 µs", "RSS MiB",
-                                            "errors"],
-                                  rightAligned: [2, 3, 4, 5, 6, 7])
+            var table = TextTable(columns: ["scenario", "target", "conns", "req/s", "p50 µs", "p99 µs", "CPU µs/req",
+                                            "RSS MiB", "errors"],
+                                  rightAligned: [2, 3, 4, 5, 6, 7, 8])
             for result in results {
                 table.append([result.scenario, result.target, "\(result.connections)",
                               result.requestsPerSecond.map { String(format: "%.0f", $0) } ?? "-",
-                              us(result.p50Microseconds), us(result.p99Microseconds),
+                              us(result.p50Microseconds), us(result.p99Microseconds), us(result.cpuMicrosecondsPerRequest),
                               result.residentMebibytes.map { String(format: "%.1f", $0) } ?? "-",
                               result.errors.map(String.init) ?? "0"])
             }
@@ -252,6 +255,23 @@ struct BenchCommand: AsyncParsableCommand {
                 \(inFlight) calls in flight; best of \(rounds) rounds; MB/s counts value bytes (10^6 B); \
                 CPU: whole process (mock broker included) per message
                 """)
+        }
+    }
+
+    /// The bare forwarder `tollgate bench proxy` measures the ingress against (``BareForwarder``).
+    struct ForwarderChild: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "forwarder",
+            abstract: "Internal: the bare Hummingbird + AsyncHTTPClient forwarder of `bench proxy` (no metering).",
+            shouldDisplay: false)
+
+        @Option(help: "Upstream base URL, http://host:port.") var upstream: String
+        @Option(help: "Port to listen on (0 picks a free one, logged as tollgate.port).") var port: Int = 0
+        @OptionGroup var logging: LoggingOptions
+
+        func run() async throws {
+            let logger = logging.bootstrap(default: .warning)
+            try await BareForwarder.application(upstream: upstream, port: port, logger: logger).runService()
         }
     }
 
