@@ -97,6 +97,11 @@ public struct AllInOne: Sendable {
         self.logger = logger
     }
 
+    /// The consumers' executor: off the event loops that carry the proxied calls (``BackgroundExecutor``).
+    /// `TOLLGATE_CONSUMER_EXECUTOR=0` keeps them on the event loops (for comparisons).
+    static let consumerExecutor = BackgroundExecutor(name: "tollgate.consumers")
+    static let consumersOffTheEventLoops = ProcessInfo.processInfo.environment["TOLLGATE_CONSUMER_EXECUTOR"] != "0"
+
     /// Runs until SIGINT or SIGTERM.
     ///
     /// - Parameter onListening: called with the bound port once the HTTP server accepts connections.
@@ -166,7 +171,7 @@ public struct AllInOne: Sendable {
         )
         var configuration = ServiceGroupConfiguration(
             services: backend.services.map { .init(service: $0) }
-                + consumers.map { .init(service: $0) }
+                + consumers.map { .init(service: Self.consumersOffTheEventLoops ? OnExecutor($0, executor: Self.consumerExecutor) : $0) }
                 + ingress.services.map { .init(service: $0) }
                 + [.init(service: http)],
             gracefulShutdownSignals: [.sigterm, .sigint],
