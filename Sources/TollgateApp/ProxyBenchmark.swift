@@ -132,17 +132,16 @@ public enum ProxyBenchmark {
         try throughput("forwarder", url: forwarderURL, key: upstreamKey) { [forwarder.pid] }
         forwarder.stop()
         nginx?.stop()
-        do {
-            // The ingress alone (events to the log; the consumers would run elsewhere).
-            let ingress = try ChildServer(
-                binary: options.binary,
-                arguments: ["ingress", "--port", "0", "--data-dir", directory.appendingPathComponent("ingress").path,
-                            "--log-level", "info"],
-                environment: providerEnvironment, readyMarker: "tollgate is serving")
-            defer { ingress.stop() }
-            let ingressURL = "http://127.0.0.1:\(try await ingress.port())"
-            try throughput("ingress", url: ingressURL, key: secrets["ingress"] ?? "") { [ingress.pid] }
-        }
+        // The ingress alone (events to the log; the consumers would run elsewhere). It stays up, idle, for
+        // the time-to-first-byte runs.
+        let ingress = try ChildServer(
+            binary: options.binary,
+            arguments: ["ingress", "--port", "0", "--data-dir", directory.appendingPathComponent("ingress").path,
+                        "--log-level", "info"],
+            environment: providerEnvironment, readyMarker: "tollgate is serving")
+        defer { ingress.stop() }
+        let ingressURL = "http://127.0.0.1:\(try await ingress.port())"
+        try throughput("ingress", url: ingressURL, key: secrets["ingress"] ?? "") { [ingress.pid] }
         let serve = try ChildServer(
             binary: options.binary,
             arguments: ["serve", "--port", "0", "--data-dir", directory.appendingPathComponent("serve").path,
@@ -162,7 +161,8 @@ public enum ProxyBenchmark {
         }())
         do {
             let streamBody = #"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello there"}]}"#
-            for (target, url, key) in [("direct", fakeURL, upstreamKey), ("tollgate", tollgateURL, secret)] {
+            for (target, url, key) in [("direct", fakeURL, upstreamKey), ("ingress", ingressURL, secrets["ingress"] ?? ""),
+                                       ("tollgate", tollgateURL, secret)] {
                 progress("time to first byte: \(target), \(options.ttfbRequests) streams")
                 var samples: [Double] = []
                 for _ in 0..<options.ttfbRequests {
