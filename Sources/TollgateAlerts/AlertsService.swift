@@ -142,7 +142,7 @@ public struct AlertsService: Service {
             }
         }
         let consumer = try await log.makeConsumer(ConsumerConfiguration(
-            group: group, instanceID: configuration.instanceID, autoOffsetReset: .earliest))
+            group: group, instanceID: configuration.instanceID, autoOffsetReset: .earliest).gatheringBatches())
         try await consumer.subscribe(fold.inputTopics)
         logger.info("alerts service started", metadata: [
             "kafka.topics": "\(fold.inputTopics)", "kafka.group": "\(group)", "tollgate.rules": "\(state.rules.count)",

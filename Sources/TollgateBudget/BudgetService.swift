@@ -76,6 +76,7 @@ public struct BudgetService: Service {
         configuration.batchSize = 2_000
         configuration.pollTimeout = .milliseconds(20)
         configuration.consumer.instanceID = instanceID
+        configuration.consumer = configuration.consumer.gatheringBatches()
         let runner = ConsumerRunner(log: log, fold: BudgetFold(topicPrefix: topicPrefix), initialState: state,
                                     configuration: configuration, logger: logger, metricsFactory: metricsFactory,
                                     onCaughtUp: onCaughtUp, onBatch: onBatch)

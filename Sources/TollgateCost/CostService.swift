@@ -28,6 +28,7 @@ public struct CostService: Service {
             deadLetterTopic: topicPrefix + "deadletter")
         configuration.batchSize = 2_000
         configuration.consumer.instanceID = instanceID
+        configuration.consumer = configuration.consumer.gatheringBatches()
         let priced = Counter(label: "tollgate_cost_priced_total", factory: metricsFactory)
         let reported = Mutex(CostFold.State())
         var logger = logger

@@ -226,11 +226,29 @@ final class EmbeddedConsumer: LogConsumer {
         // that while nothing arrives (reset by the next poll call).
         let notifiers = state.withLock { $0.topics }.map { log.notifier(forTopic: $0) }
         var idleWait = log.configuration.crossProcessPollInterval
+        let limit = max(1, maxMessages)
+        let enough = min(limit, max(1, configuration.fetchMinMessages))
+        var collected: [ConsumedMessage] = []
+        // Set once messages were found and the consumer gathers more (`fetchMinMessages`, `fetchMaxWait`).
+        var gatherUntil: ContinuousClock.Instant?
         while true {
             let versions = notifiers.map { ($0, $0.version) }
-            let batch = try await fetchOnce(maxMessages: max(1, maxMessages))
-            if !batch.isEmpty { return batch }
+            let batch = try await fetchOnce(maxMessages: limit - collected.count)
+            if collected.isEmpty { collected = batch } else { collected.append(contentsOf: batch) }
             let now = clock.now
+            if !collected.isEmpty {
+                if collected.count >= enough || configuration.fetchMaxWait <= .zero || Task.isCancelled {
+                    return collected
+                }
+                let until = gatherUntil ?? now.advanced(by: configuration.fetchMaxWait)
+                gatherUntil = until
+                if now >= until { return collected }
+                // Look again after a quarter of the wait (at most 5 ms), not at every append: at low rates
+                // a few reads gather the batch instead of one read per message.
+                let step = min(until - now, configuration.fetchMaxWait / 4, .milliseconds(5))
+                do { try await Task.sleep(for: step) } catch { return collected }
+                continue
+            }
             if now >= deadline || Task.isCancelled { return [] }
             await ChangeNotifier.waitAny(versions, timeout: min(deadline - now, idleWait))
             idleWait = min(idleWait * 2, log.configuration.crossProcessPollInterval * 8)

@@ -58,8 +58,9 @@ public protocol LogConsumer: AnyObject, Sendable {
     /// engine, and during the first polls on Kafka.
     func subscribe(_ topics: [String]) async throws
 
-    /// Up to `maxMessages` messages from the assigned partitions, waiting up to `timeout` for the first one.
-    /// Returns an empty array when nothing arrived in time. Messages of one partition come in offset order.
+    /// Up to `maxMessages` messages from the assigned partitions, waiting up to `timeout` for the first one
+    /// (then, on the embedded log, up to ``ConsumerConfiguration/fetchMaxWait`` for more). Returns an empty
+    /// array when nothing arrived in time. Messages of one partition come in offset order.
     func poll(maxMessages: Int, timeout: Duration) async throws -> [ConsumedMessage]
 
     /// Makes progress durable: for each partition, the offset of the next message to read.
@@ -269,14 +270,39 @@ public struct ConsumerConfiguration: Sendable, Hashable {
     public var sessionTimeout: Duration
     /// How often the member heart-beats. Default 1 s; keep it well under the session timeout.
     public var heartbeatInterval: Duration
+    /// With ``fetchMaxWait``, the embedded log's counterpart of Kafka's `fetch.min.bytes` and
+    /// `fetch.wait.max.ms`, counted in messages: once a poll has found messages, it waits up to
+    /// `fetchMaxWait` (from the first message found) for at least `fetchMinMessages` before it returns
+    /// them. At low rates a consumer then applies one batch of many events instead of one transaction per
+    /// event. Defaults 1 and zero: return at once. On Kafka, set librdkafka's `fetch.min.bytes` and
+    /// `fetch.wait.max.ms` instead.
+    public var fetchMinMessages: Int
+    public var fetchMaxWait: Duration
+
+    /// The fetch settings of Tollgate's own consumers (cost, budget, alerts, projector): at most 10 ms
+    /// more per hop for an event, to gather up to 500 events per batch at low rates.
+    public static let serviceFetchMinMessages = 500
+    public static let serviceFetchMaxWait: Duration = .milliseconds(10)
 
     public init(group: String, instanceID: String? = nil, autoOffsetReset: AutoOffsetReset = .earliest,
-                sessionTimeout: Duration = .seconds(10), heartbeatInterval: Duration = .seconds(1)) {
+                sessionTimeout: Duration = .seconds(10), heartbeatInterval: Duration = .seconds(1),
+                fetchMinMessages: Int = 1, fetchMaxWait: Duration = .zero) {
         self.group = group
         self.instanceID = instanceID
         self.autoOffsetReset = autoOffsetReset
         self.sessionTimeout = sessionTimeout
         self.heartbeatInterval = heartbeatInterval
+        self.fetchMinMessages = fetchMinMessages
+        self.fetchMaxWait = fetchMaxWait
+    }
+
+    /// This configuration with Tollgate's service fetch settings (``serviceFetchMinMessages``,
+    /// ``serviceFetchMaxWait``).
+    public func gatheringBatches() -> ConsumerConfiguration {
+        var configuration = self
+        configuration.fetchMinMessages = Self.serviceFetchMinMessages
+        configuration.fetchMaxWait = Self.serviceFetchMaxWait
+        return configuration
     }
 }
 

@@ -90,7 +90,7 @@ public struct ProjectorService: Service {
         // One projector per database, so a stable member id: a restarted projector takes its partitions
         // back at once instead of waiting for the dead member's session to expire.
         let consumer = try await log.makeConsumer(ConsumerConfiguration(group: group, instanceID: "projector",
-                                                                        autoOffsetReset: .earliest))
+                                                                        autoOffsetReset: .earliest).gatheringBatches())
         try await consumer.subscribe(store.topics)
         logger.info("projector started", metadata: [
             "kafka.topics": "\(store.topics)", "kafka.group": "\(group)", "db.path": "\(store.path)",
