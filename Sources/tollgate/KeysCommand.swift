@@ -11,12 +11,13 @@ struct KeysCommand: AsyncParsableCommand {
         abstract: "Create, list and revoke virtual keys (written to the control topic of the log).",
         subcommands: [Create.self, List.self, Revoke.self])
 
-    static func open(_ storage: StorageOptions, _ logging: LoggingOptions) async throws -> (EmbeddedLog, ControlWriter) {
+    /// The log (embedded, or Kafka with `--brokers`), provisioned, and a writer of its control topic.
+    static func open(_ storage: StorageOptions, _ kafka: KafkaOptions, _ logging: LoggingOptions) async throws
+        -> (OpenedLog, ControlWriter) {
         let logger = logging.bootstrap(default: .warning)
-        let log = try EmbeddedLog.open(directory: storage.resolvedLogDirectory, logger: logger)
-        try await log.provision(TopicCatalog.specs(prefix: storage.topicPrefix))
-        return (log, ControlWriter(log: log, topicPrefix: storage.topicPrefix,
-                                   source: "tollgate/cli/\(ProcessInfo.processInfo.hostName)"))
+        let opened = try await OpenedLog.provisioned(storage: storage, kafka: kafka, logger: logger)
+        return (opened, ControlWriter(log: opened.log, topicPrefix: storage.topicPrefix,
+                                      source: "tollgate/cli/\(ProcessInfo.processInfo.hostName)"))
     }
 
     static func table(_ rows: [KeyView]) -> String {
@@ -34,6 +35,7 @@ struct KeysCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a key and print its secret (shown only once).")
 
         @OptionGroup var storage: StorageOptions
+        @OptionGroup var kafka: KafkaOptions
         @OptionGroup var logging: LoggingOptions
         @Option(help: "Team the key's calls are attributed to.") var team: String
         @Option(help: "Project the key's calls are attributed to.") var project: String
@@ -56,7 +58,7 @@ struct KeysCommand: AsyncParsableCommand {
             }
             let modelList = (models ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { !$0.isEmpty }
-            let (log, writer) = try await KeysCommand.open(storage, logging)
+            let (log, writer) = try await KeysCommand.open(storage, kafka, logging)
             defer { log.close() }
             let (secret, data) = VirtualKeys.create(team: team, project: project, name: name, customer: customer,
                                                     tags: tagMap, models: modelList, expiresAt: expiry,
@@ -85,12 +87,13 @@ struct KeysCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List keys (never their secrets).")
 
         @OptionGroup var storage: StorageOptions
+        @OptionGroup var kafka: KafkaOptions
         @OptionGroup var logging: LoggingOptions
         @Flag(help: "Include revoked keys.") var all = false
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         func run() async throws {
-            let (log, writer) = try await KeysCommand.open(storage, logging)
+            let (log, writer) = try await KeysCommand.open(storage, kafka, logging)
             defer { log.close() }
             var table = KeyTable()
             for event in try await writer.readAll() { table.apply(event) }
@@ -103,13 +106,14 @@ struct KeysCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Revoke a key: it stops working everywhere within a second.")
 
         @OptionGroup var storage: StorageOptions
+        @OptionGroup var kafka: KafkaOptions
         @OptionGroup var logging: LoggingOptions
         @Argument(help: "The key id (key_…).") var keyID: String
         @Option(help: "Why, for the record.") var reason: String?
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         func run() async throws {
-            let (log, writer) = try await KeysCommand.open(storage, logging)
+            let (log, writer) = try await KeysCommand.open(storage, kafka, logging)
             defer { log.close() }
             var table = KeyTable()
             for event in try await writer.readAll() { table.apply(event) }

@@ -325,13 +325,13 @@ class Cluster:
     # Keys and budgets ---------------------------------------------------------------------------
 
     def create_key(self, team: str) -> str:
-        """A key for `team`: with the CLI on the embedded log; on Kafka, which `tollgate keys create` cannot
-        reach (it has no --brokers), with the admin API of one ingress. Returns once both ingresses know it."""
-        if self.kind == "embedded":
-            created = json.loads(tg("keys", "create", "--data-dir", str(self.data_dir("cli")), "--team", team,
-                                    "--project", "multiprocess", "--json"))
-        else:
-            created = http_json("POST", f"{self.ingresses[0]}/admin/keys", {"team": team, "project": "multiprocess"})
+        """A key for `team`, made with `tollgate keys create` (with --brokers on Kafka). Returns once both
+        ingresses know it, and `tollgate keys list` shows it."""
+        created = json.loads(tg("keys", "create", *self.log_args(), "--team", team, "--project", "multiprocess",
+                                "--json"))
+        listed = json.loads(tg("keys", "list", *self.log_args(), "--json"))
+        assert any(k["key_id"] == created["key_id"] and k["team"] == team for k in listed), listed
+        assert all("secret" not in k for k in listed)
 
         def known_everywhere() -> bool:
             return all(any(k["key_id"] == created["key_id"] for k in http_json("GET", f"{url}/admin/keys")["keys"])
@@ -779,6 +779,35 @@ def test_sigterm_on_an_ingress_lets_the_stream_in_flight_finish(cluster: Cluster
     expected.add(call, today())
     assert_totals(cluster, team, expected)
     cluster.restart("ingress-b")  # for the tests after this one
+
+
+# --------------------------------------------------------------------------------------------------
+# 3b. A key revoked with the CLI (on Kafka: --brokers) stops working on every ingress.
+
+
+def test_a_key_revoked_with_the_cli_is_refused_by_every_ingress(cluster: Cluster):
+    team = f"mp-revoke-{uuid.uuid4().hex[:8]}"
+    secret = cluster.create_key(team)
+    key_id = next(k["key_id"] for k in json.loads(tg("keys", "list", *cluster.log_args(), "--json"))
+                  if k["team"] == team)
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}).encode()
+
+    def status(url: str) -> int:
+        request = urllib.request.Request(f"{url}/v1/chat/completions", data=body, method="POST", headers={
+            "Authorization": f"Bearer {secret}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert [status(url) for url in cluster.ingresses] == [200, 200]
+    revoked = json.loads(tg("keys", "revoke", key_id, *cluster.log_args(), "--reason", "test", "--json"))
+    assert revoked["key_id"] == key_id and revoked["revoked_at"]
+    wait_until(lambda: [status(url) for url in cluster.ingresses] == [401, 401], 10,
+               "both ingresses to refuse the revoked key", cluster.diagnostics)
+    listed = json.loads(tg("keys", "list", *cluster.log_args(), "--all", "--json"))
+    assert any(k["key_id"] == key_id and k["revoked_at"] for k in listed)
 
 
 # --------------------------------------------------------------------------------------------------
