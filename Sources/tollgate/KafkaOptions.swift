@@ -15,9 +15,30 @@ struct KafkaOptions: ParsableArguments {
 
     @Option(name: .customLong("kafka-property"), help: ArgumentHelp(
         "A librdkafka property as name=value, overriding Tollgate's setting of it (repeatable): "
-            + "security.protocol=sasl_ssl, sasl.mechanism=…, ssl.ca.location=…",
+            + "security.protocol=sasl_ssl, sasl.mechanism=…, ssl.ca.location=…. Secrets belong in the "
+            + "environment instead: TOLLGATE_KAFKA_PROPERTY_SASL_PASSWORD sets sasl.password (_ for ., __ for _).",
         valueName: "name=value"))
     var kafkaProperties: [String] = []
+
+    /// Prefix of the environment variables that set librdkafka properties.
+    static let environmentPrefix = "TOLLGATE_KAFKA_PROPERTY_"
+
+    /// librdkafka properties from `TOLLGATE_KAFKA_PROPERTY_<NAME>` variables, so that secrets (SASL
+    /// passwords, key passwords, OAuth client secrets) need not be on a command line, where `ps` shows
+    /// them. The name is lowercased, `_` stands for `.` and `__` for `_`:
+    /// `TOLLGATE_KAFKA_PROPERTY_SASL_PASSWORD` → `sasl.password`.
+    static func environmentProperties(_ environment: [String: String]) -> [String: String] {
+        var result: [String: String] = [:]
+        for (variable, value) in environment where variable.hasPrefix(environmentPrefix) {
+            let encoded = variable.dropFirst(environmentPrefix.count).lowercased()
+            guard !encoded.isEmpty else { continue }
+            let name = encoded.replacingOccurrences(of: "__", with: "\u{0}")
+                .replacingOccurrences(of: "_", with: ".")
+                .replacingOccurrences(of: "\u{0}", with: "_")
+            result[name] = value
+        }
+        return result
+    }
 
     /// The brokers from the option or the environment, `nil` for the embedded log.
     var resolvedBrokers: [String]? {
@@ -43,8 +64,9 @@ struct KafkaOptions: ParsableArguments {
         }
     }
 
+    /// The properties of the environment, then of `--kafka-property` (which wins).
     func parsedProperties() throws -> [String: String] {
-        var result: [String: String] = [:]
+        var result = Self.environmentProperties(ProcessInfo.processInfo.environment)
         for property in kafkaProperties {
             guard let equals = property.firstIndex(of: "="), equals != property.startIndex else {
                 throw ValidationError("--kafka-property must be name=value, got '\(property)'")
