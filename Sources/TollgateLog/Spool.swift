@@ -128,6 +128,8 @@ public final class Spool: EventSink, Service {
         self.local = local
         self.logger = logger
         metrics = SpoolMetrics(factory: metricsFactory)
+        metrics.limitMessages.record(configuration.maxMessages)
+        metrics.limitBytes.record(configuration.maxBytes)
         state = Mutex(State(pendingMessages: pending.0, pendingBytes: pending.1))
         recordPending()
         metrics.targetUp.record(1)
@@ -511,6 +513,10 @@ struct SpoolMetrics: Sendable {
     let rejected: Counter
     let undeliverable: Counter
     let targetUp: Gauge
+    /// The bounds (`--spool-max-messages`, `--spool-max-bytes`), so alerts can compare the pending
+    /// figures with them whatever they were set to.
+    let limitMessages: Gauge
+    let limitBytes: Gauge
 
     init(factory: any MetricsFactory) {
         pendingMessages = Gauge(label: "tollgate_spool_pending_messages", factory: factory)
@@ -519,5 +525,7 @@ struct SpoolMetrics: Sendable {
         rejected = Counter(label: "tollgate_spool_rejected_total", factory: factory)
         undeliverable = Counter(label: "tollgate_spool_undeliverable_total", factory: factory)
         targetUp = Gauge(label: "tollgate_spool_target_up", factory: factory)
+        limitMessages = Gauge(label: "tollgate_spool_limit_messages", factory: factory)
+        limitBytes = Gauge(label: "tollgate_spool_limit_bytes", factory: factory)
     }
 }

@@ -131,6 +131,8 @@ struct SpoolTests {
         configuration.maxMessages = 100
         let metrics = TestMetrics()
         let spool = try await Spool.open(configuration, target: target, metricsFactory: metrics)
+        #expect(try metrics.expectGauge("tollgate_spool_limit_messages").lastValue == 100)
+        #expect(try metrics.expectGauge("tollgate_spool_limit_bytes").lastValue == Double(configuration.maxBytes))
         let forwarder = Task { try await spool.run() }
         try await spool.append((0..<100).map { OutgoingMessage(topic: "events", key: "k", value: Data("\($0)".utf8)) })
         await #expect(throws: Spool.SpoolError.full(messages: 100, bytes: spool.statistics.pendingBytes)) {
