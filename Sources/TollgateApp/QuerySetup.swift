@@ -15,9 +15,15 @@ public enum QuerySetup {
         }
     }
 
+    ///
+    /// The routes are measured with Hummingbird's `MetricsMiddleware`: the `hb_requests` counter and the
+    /// `http_server_request_duration` histogram by route, method and status, and the
+    /// `http_server_active_requests` gauge.
+    /// Only these routes: the proxy's calls have their own meters, on a path that pays for every one.
     public static func addRoutes<Context: RequestContext>(to router: Router<Context>, store: ProjectionStore,
                                                           authenticator: QueryAuthenticator) {
-        QueryAPI.addRoutes(to: router, store: store, authenticator: authenticator)
-        Dashboard.addRoutes(to: router, store: store, authenticator: authenticator)
+        let measured = router.group().add(middleware: MetricsMiddleware())
+        QueryAPI.addRoutes(to: measured, store: store, authenticator: authenticator)
+        Dashboard.addRoutes(to: measured, store: store, authenticator: authenticator)
     }
 }

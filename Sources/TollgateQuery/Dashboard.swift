@@ -24,7 +24,7 @@ public enum Dashboard {
     static let maxFormBytes = 16 * 1024
 
     public static func addRoutes<Context: RequestContext>(
-        to router: Router<Context>, store: ProjectionStore, authenticator: QueryAuthenticator,
+        to router: some RouterMethods<Context>, store: ProjectionStore, authenticator: QueryAuthenticator,
         now: @escaping @Sendable () -> Date = Date.init
     ) {
         router.get("/dashboard") { request, _ -> Response in

@@ -35,7 +35,7 @@ public enum QueryAPI {
     public static let defaultAlertSince = "7d"
 
     public static func addRoutes<Context: RequestContext>(
-        to router: Router<Context>, store: ProjectionStore, authenticator: QueryAuthenticator,
+        to router: some RouterMethods<Context>, store: ProjectionStore, authenticator: QueryAuthenticator,
         now: @escaping @Sendable () -> Date = Date.init
     ) {
         let api = router.group("/api")

@@ -821,7 +821,7 @@ EXPECTED_METRICS = {
     "budget": ["tollgate_consumer_messages_total", "tollgate_consumer_lag"],
     "projector": ["tollgate_projector_events_total"],
     "alerts": ["tollgate_alerts_events_total"],
-    "query": [],
+    "query": ["hb_requests", "http_server_request_duration"],
 }
 
 
@@ -855,6 +855,11 @@ def test_metrics_of_every_process_parse_and_name_the_meters(cluster: Cluster):
         assert families["tollgate_request_duration_seconds"] == "histogram"
         assert samples["tollgate_requests_total"] >= 1 and samples["tollgate_events_published_total"] >= 2
         assert samples["tollgate_request_duration_seconds_count"] == samples["tollgate_requests_total"]
+    families, samples = cluster.metrics("query")  # assert_totals asked it for usage
+    assert families["http_server_request_duration"] == "histogram"
+    # (the parser names a counter's samples *_total)
+    assert samples["hb_requests_total"] >= 1
+    assert samples["http_server_request_duration_count"] == samples["hb_requests_total"]
     for name, metric in [("cost", "tollgate_consumer_messages_total"), ("budget", "tollgate_consumer_messages_total"),
                          ("projector", "tollgate_projector_events_total"), ("alerts", "tollgate_alerts_events_total")]:
         families, samples = cluster.metrics(name)
