@@ -57,11 +57,15 @@ public final class EmbeddedLog: MessageLog {
     }
     let logger: Logger
     private let writer: Writer
+    let checkpointer: Checkpointer
 
     /// Page size of a new log database (bytes).
     static let pageSize = 16_384
     /// Most bytes of the database file a connection maps into memory.
     static let mmapSize = 1 << 30
+    /// WAL pages past which the writer checkpoints inline (SQLite's `wal_autocheckpoint`), should the
+    /// ``Checkpointer`` fall this far behind (SQLite's default is 1,000).
+    static let fallbackAutocheckpointPages = 16_384
 
     /// Opens (creating if needed) the log in `directory`.
     public static func open(directory: String, configuration: Configuration = Configuration(),
@@ -92,34 +96,53 @@ public final class EmbeddedLog: MessageLog {
             pool = try DatabasePool(path: path, configuration: config)
             // GRDB sets `synchronous = NORMAL` on the writer after preparing it (with WAL mode): set the
             // configured level again on the one connection that writes.
-            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+                // Checkpoints run on the checkpointer's thread; the writer only steps in when the WAL is
+                // far behind.
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = \(fallbackAutocheckpointPages)")
+            }
             try EmbeddedSchema.migrator.migrate(pool)
         } catch {
             throw LogError.storage("cannot open the log at \(path): \(error)")
         }
-        let log = EmbeddedLog(directory: url, configuration: configuration, pool: pool, logger: logger)
+        var checkpointConfiguration = GRDB.Configuration()
+        checkpointConfiguration.busyMode = config.busyMode
+        checkpointConfiguration.label = "tollgate.log.checkpoint"
+        checkpointConfiguration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+        }
+        let checkpointer = Checkpointer(path: path, configuration: checkpointConfiguration, logger: logger)
+        let log = EmbeddedLog(directory: url, configuration: configuration, pool: pool, checkpointer: checkpointer,
+                              logger: logger)
+        checkpointer.start()
         log.writer.start()
         logger.info("embedded log opened", metadata: ["log.path": "\(path)"])
         return log
     }
 
-    private init(directory: URL, configuration: Configuration, pool: DatabasePool, logger: Logger) {
+    private init(directory: URL, configuration: Configuration, pool: DatabasePool, checkpointer: Checkpointer,
+                 logger: Logger) {
         self.directory = directory
         self.configuration = configuration
         self.pool = pool
         self.logger = logger
-        self.writer = Writer(pool: pool, notifier: notifier, topicNotifiers: topicNotifiers, logger: logger,
+        self.checkpointer = checkpointer
+        self.writer = Writer(pool: pool, notifier: notifier, topicNotifiers: topicNotifiers,
+                             checkpointer: checkpointer, logger: logger,
                              maxMessagesPerTransaction: configuration.maxMessagesPerTransaction)
     }
 
-    /// Stops the writer thread after it has written everything queued. Later calls fail with
-    /// ``LogError/closed``.
+    /// Stops the writer thread after it has written everything queued, then the checkpoint thread. Later
+    /// calls fail with ``LogError/closed``.
     public func close() {
         writer.stop()
+        checkpointer.stop()
     }
 
     deinit {
         writer.stop()
+        checkpointer.stop()
     }
 
     // MARK: Topics

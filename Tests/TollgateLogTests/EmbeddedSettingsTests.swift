@@ -53,4 +53,22 @@ struct EmbeddedSettingsTests {
         defer { log.close() }
         #expect(try await log.pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == level)
     }
+
+    @Test("the WAL is copied into the database file by the checkpoint thread, not by the writer")
+    func backgroundCheckpoint() async throws {
+        let directory = try TemporaryDirectory()
+        let log = try EmbeddedLog.open(directory: directory.path)
+        defer { log.close() }
+        #expect(try await log.pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA wal_autocheckpoint") }
+                == EmbeddedLog.fallbackAutocheckpointPages)
+        try await log.provision([TopicSpec(name: "t", partitions: 1)])
+        let before = log.checkpointer.completed.version
+        _ = try await log.produce((0..<50).map { _ in
+            OutgoingMessage(topic: "t", key: "k", value: Data(repeating: 1, count: 2_000))
+        })
+        await log.checkpointer.completed.wait(since: before, timeout: .seconds(30))
+        #expect(log.checkpointer.completed.version > before)
+        let size = try FileManager.default.attributesOfItem(atPath: directory.path + "/log.sqlite")[.size] as? Int
+        #expect((size ?? 0) > 50 * 2_000)
+    }
 }
