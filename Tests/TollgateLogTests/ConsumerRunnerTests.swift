@@ -181,13 +181,17 @@ struct ConsumerRunnerTests {
         // Each batch is reported once it is committed, in order, with the state after that batch (not
         // after the one folded meanwhile).
         #expect(seen.map(\.1) == [4, 8, 12, 16, 20, 24, 28, 30])
-        for (state, committed) in seen { #expect(state["a"] == Int(committed) * Int(committed + 1) / 2) }
+        for (state, committed) in seen {
+            let sum = Int(committed) * Int(committed + 1) / 2
+            #expect(state["a"] == sum)
+        }
         #expect(log.produceCalls == 8 + 3)
 
         let reader = try await base.makeConsumer(ConsumerConfiguration(group: "reader"))
         try await reader.subscribe(["out"])
         let totals = try await drain(reader, count: 30).compactMap { text($0.value) }
-        #expect(totals == (1...30).map { String($0 * ($0 + 1) / 2) })
+        let expected: [String] = (1...30).map { (n: Int) -> String in String(n * (n + 1) / 2) }
+        #expect(totals == expected)
         #expect(try await reader.poll(maxMessages: 10, timeout: .milliseconds(50)).isEmpty)
         try await reader.close()
         #expect(try await committed(base, group: "sum") == 30)
@@ -213,7 +217,8 @@ struct ConsumerRunnerTests {
         let reader = try await base.makeConsumer(ConsumerConfiguration(group: "reader"))
         try await reader.subscribe(["out"])
         let totals = try await drain(reader, count: 8).compactMap { text($0.value) }
-        #expect(totals == (1...8).map { String($0 * ($0 + 1) / 2) })
+        let expected: [String] = (1...8).map { (n: Int) -> String in String(n * (n + 1) / 2) }
+        #expect(totals == expected)
         #expect(try await reader.poll(maxMessages: 10, timeout: .milliseconds(50)).isEmpty)
         try await reader.close()
     }
