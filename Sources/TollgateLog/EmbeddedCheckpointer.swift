@@ -90,6 +90,9 @@ extension EmbeddedLog {
                         try db.execute(sql: "PRAGMA wal_checkpoint(PASSIVE)")
                     }
                     completed.signal()
+                } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
+                    // Another process is checkpointing: it copies these frames too.
+                    logger.debug("log checkpoint skipped", metadata: ["log.error": "\(error)"])
                 } catch {
                     logger.warning("log checkpoint failed", metadata: ["log.error": "\(error)"])
                 }

@@ -9,8 +9,9 @@ import Synchronization
 /// the same directory sees the same topics, offsets and consumer groups; SQLite's locking serializes
 /// writers across processes, and each process groups its own appends into one transaction per round
 /// (group commit) on a dedicated writer thread, so throughput comes from batching, not from many small
-/// transactions. Consumers in this process are woken as soon as an append commits; appends from other
-/// processes are seen within ``Configuration/crossProcessPollInterval``.
+/// transactions. A second thread copies the WAL back into the database file after commits (``Checkpointer``),
+/// so the writer only appends. Consumers in this process are woken as soon as an append commits; appends
+/// from other processes are seen within ``Configuration/crossProcessPollInterval``.
 ///
 /// Durability: with the default ``Durability/processCrash`` a message acknowledged by ``produce(_:)``
 /// survives the crash of any process (SQLite `synchronous=NORMAL` in WAL mode); ``Durability/powerLoss``
