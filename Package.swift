@@ -259,6 +259,7 @@ let package = Package(
             name: "TollgateLogTests",
             dependencies: [
                 "TollgateLog", "TollgateEvents",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),

@@ -58,9 +58,16 @@ public struct CostFold: EventFold {
         return [OutgoingMessage(
             topic: topicPrefix + UsageData.topic, key: Data(usage.messageKey.utf8),
             value: EventCoding.encodeCanonical(event),
-            headers: [MessageHeader("content-type", "application/cloudevents+json"),
-                      MessageHeader("ce_type", UsageData.eventType),
-                      MessageHeader("tollgate-priced", usage.priced ? "true" : "false")])]
+            headers: usage.priced ? Self.pricedHeaders : Self.unpricedHeaders)]
+    }
+
+    /// The headers of every usage message, made once (their bytes are shared, not rebuilt per event).
+    static let pricedHeaders = headers(priced: true)
+    static let unpricedHeaders = headers(priced: false)
+
+    private static func headers(priced: Bool) -> [MessageHeader] {
+        [MessageHeader("content-type", "application/cloudevents+json"), MessageHeader("ce_type", UsageData.eventType),
+         MessageHeader("tollgate-priced", priced ? "true" : "false")]
     }
 
     /// The model a response is priced as: the one the provider served, else the one requested.

@@ -44,6 +44,12 @@ extension EventFold {
 /// it goes to the dead-letter topic with headers saying why and where it came from
 /// (``DeadLetter``). When publishing fails, the runner retries with exponential back-off and does not
 /// commit; on graceful shutdown it finishes the batch in hand, commits, and leaves the group.
+///
+/// The runner is pipelined: while one batch's outputs are published and its offsets committed, the next
+/// batch is polled and folded, so the fold (CPU) and the log's writes overlap. Batches are still published
+/// and committed strictly one after the other, in poll order: a batch's outputs are produced only once the
+/// previous batch's offsets are committed, so outputs keep the order of their inputs within a partition,
+/// and a batch that fails for good stops the runner before any later batch is published or committed.
 public struct ConsumerRunner<Fold: EventFold>: Service {
     /// Settings of a runner.
     public struct Configuration: Sendable {
@@ -159,25 +165,46 @@ public struct ConsumerRunner<Fold: EventFold>: Service {
         }
         do {
             try await withGracefulShutdownHandler {
-                while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
-                    if clock.now >= nextLagReport {
-                        reported = await reportLag(consumer, previouslyReported: reported)
-                        nextLagReport = clock.now.advanced(by: configuration.lagInterval)
+                // At most one child: the batch being published and committed while the next one is polled
+                // and folded. A child task, so cancelling the runner cancels its retries too.
+                try await withThrowingTaskGroup(of: BatchReport.self) { publishing in
+                    // The state after the batch in flight (for `onBatch`; `nil` without an observer, so no
+                    // copy is kept) and when its fold started.
+                    var inFlight: (state: Fold.State?, started: ContinuousClock.Instant)?
+                    /// Waits for the batch in flight and accounts for it; rethrows its failure (after retries).
+                    func settle() async throws {
+                        guard let current = inFlight else { return }
+                        inFlight = nil
+                        guard let report = try await publishing.next() else { return }
+                        batchTimer.recordNanoseconds((clock.now - current.started).nanosecondsClamped)
+                        processedCounter.increment(by: Int64(report.messages))
+                        if report.deadLetters > 0 { deadLetterCounter.increment(by: Int64(report.deadLetters)) }
+                        if let onBatch, let snapshot = current.state { await onBatch(snapshot, report) }
+                        for (partition, next) in report.committed {
+                            position[partition] = max(position[partition] ?? 0, next)
+                        }
+                        await checkCaughtUp(idle: false)
                     }
-                    let batch = try await consumer.poll(maxMessages: configuration.batchSize,
-                                                        timeout: configuration.pollTimeout)
-                    if batch.isEmpty {
-                        await checkCaughtUp(idle: true)
-                        continue
+                    while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+                        if clock.now >= nextLagReport {
+                            reported = await reportLag(consumer, previouslyReported: reported)
+                            nextLagReport = clock.now.advanced(by: configuration.lagInterval)
+                        }
+                        let batch = try await consumer.poll(maxMessages: configuration.batchSize,
+                                                            timeout: configuration.pollTimeout)
+                        if batch.isEmpty {
+                            try await settle()
+                            await checkCaughtUp(idle: true)
+                            continue
+                        }
+                        let started = clock.now
+                        let folded = foldBatch(batch, into: &state)
+                        // Batches are published and committed one after the other, in poll order.
+                        try await settle()
+                        publishing.addTask { try await publishAndCommit(folded, consumer: consumer) }
+                        inFlight = (onBatch == nil ? nil : state, started)
                     }
-                    let started = clock.now
-                    let report = try await apply(batch, to: &state, consumer: consumer)
-                    batchTimer.recordNanoseconds((clock.now - started).nanosecondsClamped)
-                    processedCounter.increment(by: Int64(report.messages))
-                    if report.deadLetters > 0 { deadLetterCounter.increment(by: Int64(report.deadLetters)) }
-                    await onBatch?(state, report)
-                    for (partition, next) in report.committed { position[partition] = max(position[partition] ?? 0, next) }
-                    await checkCaughtUp(idle: false)
+                    try await settle()
                 }
             } onGracefulShutdown: {
                 stopping.store(true, ordering: .relaxed)
@@ -227,10 +254,18 @@ public struct ConsumerRunner<Fold: EventFold>: Service {
               factory: metricsFactory)
     }
 
-    /// Folds, publishes and commits one batch.
-    private func apply(_ batch: [ConsumedMessage], to state: inout Fold.State,
-                       consumer: any LogConsumer) async throws -> BatchReport {
+    /// A folded batch: what to publish, and what to commit once it is published.
+    private struct FoldedBatch: Sendable {
+        var outputs: [OutgoingMessage]
+        var offsets: [TopicPartition: Int64]
+        var messages: Int
+        var deadLetters: Int
+    }
+
+    /// Decodes and folds one batch (no I/O).
+    private func foldBatch(_ batch: [ConsumedMessage], into state: inout Fold.State) -> FoldedBatch {
         var outputs: [OutgoingMessage] = []
+        outputs.reserveCapacity(batch.count)
         var deadLetters = 0
         for message in batch {
             do {
@@ -247,18 +282,24 @@ public struct ConsumerRunner<Fold: EventFold>: Service {
             }
         }
         outputs += fold.finishBatch(&state)
-        if !outputs.isEmpty {
-            try await retrying("publish outputs") { _ = try await log.produce(outputs) }
+        return FoldedBatch(outputs: outputs, offsets: batch.nextOffsets, messages: batch.count,
+                           deadLetters: deadLetters)
+    }
+
+    /// Publishes a folded batch's outputs, then commits its offsets (each retried until it succeeds or
+    /// fails for good).
+    private func publishAndCommit(_ batch: FoldedBatch, consumer: any LogConsumer) async throws -> BatchReport {
+        if !batch.outputs.isEmpty {
+            try await retrying("publish outputs") { _ = try await log.produce(batch.outputs) }
         }
-        let offsets = batch.nextOffsets
         do {
-            try await retrying("commit offsets") { try await consumer.commit(offsets) }
+            try await retrying("commit offsets") { try await consumer.commit(batch.offsets) }
         } catch let LogError.partitionsRevoked(partitions) {
             // Their new owner starts from the last committed offset and reprocesses: at least once.
             logger.notice("partitions revoked before commit", metadata: ["kafka.partitions": "\(partitions)"])
         }
-        return BatchReport(messages: batch.count, outputs: outputs.count - deadLetters, deadLetters: deadLetters,
-                           committed: offsets)
+        return BatchReport(messages: batch.messages, outputs: batch.outputs.count - batch.deadLetters,
+                           deadLetters: batch.deadLetters, committed: batch.offsets)
     }
 
     /// Retries `operation` with exponential back-off and jitter until it succeeds, the task is cancelled,

@@ -29,6 +29,7 @@ extension EmbeddedLog {
         private let pool: DatabasePool
         private let notifier: ChangeNotifier
         private let topicNotifiers: TopicNotifiers
+        private let checkpointer: Checkpointer
         private let logger: Logger
         private let maxMessagesPerTransaction: Int
         private let queue = Mutex(Queue())
@@ -37,11 +38,12 @@ extension EmbeddedLog {
         /// Round-robin counter for messages without key or partition.
         private let roundRobin = Atomic<Int>(0)
 
-        init(pool: DatabasePool, notifier: ChangeNotifier, topicNotifiers: TopicNotifiers, logger: Logger,
-             maxMessagesPerTransaction: Int) {
+        init(pool: DatabasePool, notifier: ChangeNotifier, topicNotifiers: TopicNotifiers, checkpointer: Checkpointer,
+             logger: Logger, maxMessagesPerTransaction: Int) {
             self.pool = pool
             self.notifier = notifier
             self.topicNotifiers = topicNotifiers
+            self.checkpointer = checkpointer
             self.logger = logger
             self.maxMessagesPerTransaction = max(1, maxMessagesPerTransaction)
         }
@@ -138,6 +140,7 @@ extension EmbeddedLog {
                 for call in calls { call.continuation.resume(throwing: failure) }
                 return
             }
+            checkpointer.signal()
             notifier.signal()
             var topics = Set<String>()
             for call in calls { for message in call.messages { topics.insert(message.topic) } }
