@@ -11,8 +11,11 @@ extension EmbeddedLog {
     /// itself, inline, holding up every producer waiting on the writer. Here the writer signals after each
     /// commit and this thread runs a `PASSIVE` checkpoint on its own connection: it runs alongside appends
     /// and readers, copies what no reader still needs, and the next one catches up with the rest. Signals
-    /// that arrive while a checkpoint runs are coalesced into one more. The writer keeps a high
-    /// ``EmbeddedLog/fallbackAutocheckpointPages`` as a safety net should this thread fall far behind.
+    /// that arrive while a checkpoint runs are coalesced into one more, and checkpoints are at least
+    /// ``minimumInterval`` apart: each one costs two fsyncs, and at low rates (an ingress commits a few
+    /// events every few milliseconds) one per commit cost the ingress about a fifth of its CPU. The writer
+    /// keeps a high ``EmbeddedLog/fallbackAutocheckpointPages`` as a safety net should this thread fall far
+    /// behind.
     final class Checkpointer: Sendable {
         private struct State {
             var pending = false
@@ -28,6 +31,8 @@ extension EmbeddedLog {
         private let finished = DispatchSemaphore(value: 0)
         /// Signalled after each checkpoint.
         let completed = ChangeNotifier()
+        /// Least time between two checkpoints.
+        static let minimumInterval: Duration = .milliseconds(100)
 
         init(path: String, configuration: GRDB.Configuration, logger: Logger) {
             self.path = path
@@ -78,13 +83,20 @@ extension EmbeddedLog {
                              metadata: ["log.error": "\(error)"])
                 return
             }
+            let clock = ContinuousClock()
+            var last: ContinuousClock.Instant?
             while true {
                 wakeup.wait()
+                if let last, case let remainder = Self.minimumInterval - (clock.now - last), remainder > .zero {
+                    // Only `stop()` signals while a checkpoint is pending: this wait ends early for it alone.
+                    _ = wakeup.wait(timeout: .now() + .nanoseconds(Int(remainder.nanosecondsClamped)))
+                }
                 let stopping = state.withLock { state -> Bool in
                     state.pending = false
                     return state.stopping
                 }
                 if stopping { return }
+                last = clock.now
                 do {
                     try connection.writeWithoutTransaction { db in
                         try db.execute(sql: "PRAGMA wal_checkpoint(PASSIVE)")
