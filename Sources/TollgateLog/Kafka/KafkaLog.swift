@@ -215,6 +215,7 @@ final class ProducerHandle: @unchecked Sendable {
     /// The thread holds the handle: it is freed once the thread ended.
     func startPolling() {
         let thread = Thread { [self] in
+            RdKafka.nameCurrentThread("tg-kafka-produce")
             while polling.load(ordering: .acquiring) {
                 rd_kafka_poll(client, 100)
             }
