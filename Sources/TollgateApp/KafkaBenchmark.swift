@@ -15,6 +15,13 @@ public import TollgateLog
 /// settings (idempotent, `acks=all`, lz4, 5 ms linger). The wrapper is driven the way services drive it:
 /// `produce` calls of `batchSize` messages, `inFlight` of them at a time; its consumer with
 /// `poll(maxMessages:)`. Consumers read, in fresh groups, what the wrapper produced.
+///
+/// Reading consume figures on librdkafka 2.0.2: once its prefetch queue holds `queued.min.messages`
+/// (100,000) when the fetcher decides on the next fetch, the fetcher sleeps until its broker thread's next
+/// one-second wake-up (2.2.0 added `fetch.queue.backoff.ms` for this). A consumer that drains that queue
+/// more slowly than the broker thread fills it (decompressing lz4 on a busy machine) meets that stall
+/// after about 100,000 messages, and then once a second: a small difference in CPU per message shows as a
+/// large difference in messages per second, and the same engine varies from run to run with the load.
 public enum KafkaBenchmark {
     public struct Options: Sendable {
         /// Messages per produce phase (the consume phases read what was produced).

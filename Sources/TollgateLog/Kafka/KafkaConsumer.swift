@@ -9,9 +9,10 @@ import Synchronization
 /// A dedicated thread polls librdkafka continuously, so the member heart-beats, takes part in
 /// rebalances and releases revoked partitions even while the application is busy between two `poll`
 /// calls (librdkafka waits for the application's rebalance callback before a member rejoins). The thread
-/// keeps fetched messages, as librdkafka returned them, in a bounded buffer that
-/// ``poll(maxMessages:timeout:)`` takes from, copying them into Swift values on the caller's thread; while
-/// the buffer is full it takes nothing more. Seeks run on that thread between two librdkafka polls, so no stale
+/// copies fetched messages into Swift values (``MessageCopier``: one shared payload buffer per run of
+/// messages, not an allocation per key and value), returns librdkafka's messages at once, and keeps the
+/// copies in a bounded buffer that ``poll(maxMessages:timeout:)`` takes from; while the buffer is full it
+/// takes nothing more. Seeks run on that thread between two librdkafka polls, so no stale
 /// message slips into the buffer after a seek. Commits are synchronous and go only to the partitions this
 /// member owns.
 final class KafkaConsumer: LogConsumer {
@@ -176,8 +177,7 @@ struct PendingSeek: Sendable {
 final class ConsumerHandle: @unchecked Sendable {
     // Safe: `client` is set once and destroyed in deinit, when neither the consumer nor its thread holds
     // the handle any more; librdkafka's consumer API is thread-safe, and the calls that must not overlap
-    // (polls, seeks, close) all run on the one polling thread. `topicHandle` and `topicName` are used by
-    // that thread only.
+    // (polls, seeks, close) all run on the one polling thread.
     let client: OpaquePointer
     private let context: ConsumerContext
     /// Released only after `client` is destroyed: librdkafka's callbacks use it until then.
@@ -197,12 +197,22 @@ final class ConsumerHandle: @unchecked Sendable {
     }
 
     func startThread() {
-        let thread = Thread { [self] in run() }
+        let thread = Thread { [self] in
+            RdKafka.nameCurrentThread("tg-kafka-consume")
+            run()
+        }
         thread.name = "tollgate-kafka-consumer"
         thread.start()
     }
 
     private func run() {
+        // The client's consumer queue: messages and group events.
+        let queue = rd_kafka_queue_get_consumer(client)!
+        // Where librdkafka puts the messages of one round, and those without error; reused every round.
+        var popped = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: Self.roundLimit)
+        var fetched: [UnsafeMutablePointer<rd_kafka_message_t>] = []
+        fetched.reserveCapacity(Self.roundLimit)
+        var copier = MessageCopier()
         while true {
             for command in context.takeCommands() { command(client) }
             if context.isClosing { break }
@@ -217,24 +227,30 @@ final class ConsumerHandle: @unchecked Sendable {
                 context.waitForRoom(timeout: .milliseconds(2))
                 continue
             }
-            // Messages are buffered as librdkafka returned them; the application's `poll` copies them into
-            // Swift values on its own thread, so the Swift allocations are made and (usually) freed there.
-            var batch: [FetchedMessage] = []
-            let limit = min(5_000, room)
-            batch.reserveCapacity(min(limit, 1_024))
-            while batch.count < limit {
-                guard let message = rd_kafka_consumer_poll(client, batch.isEmpty ? 20 : 0) else { break }
+            // Take what librdkafka has ready (waiting only for the first message), copy it into Swift
+            // values and give librdkafka its messages back before handing the copies over.
+            let limit = min(Self.roundLimit, room)
+            fetched.removeAll(keepingCapacity: true)
+            let count = popped.withUnsafeMutableBufferPointer { slots -> Int in
+                // One message (waiting up to 20 ms), then the rest of what is ready without waiting: two
+                // calls a round, not one per message. Rebalance callbacks run inside either.
+                let first = rd_kafka_consume_batch_queue(queue, 20, slots.baseAddress, 1)
+                guard first > 0, limit > 1 else { return max(0, first) }
+                let rest = rd_kafka_consume_batch_queue(queue, 0, slots.baseAddress! + 1, limit - 1)
+                return 1 + max(0, rest)
+            }
+            for index in 0..<count {
+                guard let message = popped[index] else { continue }
                 if message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
                     context.logger.warning("consumer error", metadata: [
                         "kafka.error": "\(RdKafka.describe(message.pointee.err))"])
                     rd_kafka_message_destroy(message)
                     continue
                 }
-                batch.append(FetchedMessage(message, topic: topic(of: message.pointee.rkt)))
+                fetched.append(message)
             }
-            context.deliver(batch)
+            if !fetched.isEmpty { context.deliver(copier.copyAndDestroy(fetched)) }
         }
-        // Every buffered message is destroyed before the client closes (librdkafka needs them all back).
         context.discardBuffer()
         if context.beginLeave() {
             // librdkafka (KIP-345) sends no LeaveGroup for a static member that terminates, but does when
@@ -256,76 +272,14 @@ final class ConsumerHandle: @unchecked Sendable {
         if code != RD_KAFKA_RESP_ERR_NO_ERROR {
             context.logger.warning("consumer close failed", metadata: ["kafka.error": "\(RdKafka.describe(code))"])
         }
+        rd_kafka_queue_destroy(queue)
         // Commands accepted just before closing still get an answer (an error, the consumer is closed).
         for command in context.markClosed() { command(client) }
     }
 
-    /// The topic handle whose name ``topicName`` holds (used on the polling thread only).
-    private var topicHandle: OpaquePointer?
-    private var topicName = ""
+    /// Messages taken from librdkafka per round at most.
+    private static let roundLimit = 5_000
 
-    /// The name of a message's topic: made once per topic handle, not once per message (librdkafka keeps a
-    /// topic's handle for the client's life, so equal handles mean equal names).
-    private func topic(of handle: OpaquePointer?) -> String {
-        if handle != topicHandle || handle == nil {
-            topicHandle = handle
-            topicName = String(cString: rd_kafka_topic_name(handle))
-        }
-        return topicName
-    }
-
-}
-
-/// A message as `rd_kafka_consumer_poll` returned it, not yet copied into Swift values.
-///
-/// Owned by one holder at a time: the polling thread's batch, then the consumer's buffer (under its lock),
-/// then the `poll` that took it, which copies it (``copy()``) and destroys it. A message dropped from the
-/// buffer (seek, revoke, close) is destroyed there. Every message is destroyed before the client closes.
-struct FetchedMessage: @unchecked Sendable {
-    // Safe: one owner at a time (see above); librdkafka's messages may be read and destroyed on any thread
-    // while their client exists, and the client outlives every message (the buffer is emptied before the
-    // client closes; a `poll` in progress keeps the consumer, and with it the client, alive).
-    let pointer: UnsafeMutablePointer<rd_kafka_message_t>
-    let topic: String
-    let partition: Int
-    let offset: Int64
-
-    init(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>, topic: String) {
-        self.pointer = pointer
-        self.topic = topic
-        partition = Int(pointer.pointee.partition)
-        offset = pointer.pointee.offset
-    }
-
-    var topicPartition: TopicPartition { TopicPartition(topic: topic, partition: partition) }
-
-    func destroy() {
-        rd_kafka_message_destroy(pointer)
-    }
-
-    /// Copies the message's topic, key, value, headers and timestamp into Swift values.
-    func copy() -> ConsumedMessage {
-        let raw = pointer.pointee
-        let key = raw.key.map { Data(bytes: $0, count: raw.key_len) }
-        let value = raw.payload.map { Data(bytes: $0, count: raw.len) }
-        var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-        let timestamp = rd_kafka_message_timestamp(pointer, &type)
-        var headers: [MessageHeader] = []
-        var list: OpaquePointer?
-        if rd_kafka_message_headers(pointer, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {
-            var index = 0
-            var name: UnsafePointer<CChar>?
-            var bytes: UnsafeRawPointer?
-            var size = 0
-            while rd_kafka_header_get_all(list, index, &name, &bytes, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
-                let data = bytes.map { Data(bytes: $0, count: size) } ?? Data()
-                headers.append(MessageHeader(name.map { String(cString: $0) } ?? "", data))
-                index += 1
-            }
-        }
-        return ConsumedMessage(topic: topic, partition: partition, offset: offset,
-                               timestampMilliseconds: timestamp, key: key, value: value, headers: headers)
-    }
 }
 
 /// The rebalance callback, called on the consumer's polling thread inside `rd_kafka_consumer_poll`.
@@ -344,8 +298,7 @@ private func rebalanceCallback(_ client: OpaquePointer?, _ code: rd_kafka_resp_e
 /// State shared by a consumer, its polling thread and the rebalance callback.
 final class ConsumerContext: Sendable {
     private struct State {
-        var buffer: [FetchedMessage] = []
-        var bufferStart = 0
+        var buffer = MessageQueue()
         var assigned: Set<TopicPartition> = []
         /// Per assigned partition, the offset of the next message the application will get (once known:
         /// after it took a message, or a seek).
@@ -365,10 +318,12 @@ final class ConsumerContext: Sendable {
         var closed = false
         var closeWaiters: [CheckedContinuation<Void, Never>] = []
 
-        var buffered: Int { buffer.count - bufferStart }
+        var buffered: Int { buffer.count }
     }
 
     private enum Waiter {
+        /// Registered, not suspended yet.
+        case pending
         case waiting(CheckedContinuation<Void, Never>)
         /// Its deadline passed before it started waiting.
         case expired
@@ -415,47 +370,26 @@ final class ConsumerContext: Sendable {
     var buffered: Int { state.withLock { $0.buffered } }
 
     /// Adds fetched messages of partitions still assigned and wakes waiting polls.
-    func deliver(_ batch: [FetchedMessage]) {
+    func deliver(_ batch: [ConsumedMessage]) {
         if batch.isEmpty { return }
-        var dropped: [FetchedMessage] = []
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             // A revoke inside the librdkafka poll may have taken some of these partitions away. Messages come
             // in runs of one partition, so the assignment is looked up once per run.
-            var kept = batch
             var last: (topic: String, partition: Int, assigned: Bool)?
-            kept.removeAll { message in
-                let assigned: Bool
-                if let last, last.partition == message.partition, last.topic == message.topic {
-                    assigned = last.assigned
-                } else {
-                    assigned = state.assigned.contains(message.topicPartition)
-                    last = (message.topic, message.partition, assigned)
-                }
-                if !assigned { dropped.append(message) }
-                return !assigned
+            func isAssigned(_ message: ConsumedMessage) -> Bool {
+                if let last, last.partition == message.partition, last.topic == message.topic { return last.assigned }
+                let assigned = state.assigned.contains(message.topicPartition)
+                last = (message.topic, message.partition, assigned)
+                return assigned
             }
-            if state.buffered == 0 {
-                state.buffer = kept
-                state.bufferStart = 0
+            if batch.allSatisfy(isAssigned) {
+                state.buffer.append(batch)
             } else {
-                state.buffer += kept
+                state.buffer.append(batch.filter(isAssigned))
             }
             return state.buffered > 0 ? Self.takeWaiters(&state) : []
         }
-        for message in dropped { message.destroy() }
         for waiter in waiters { waiter.resume() }
-    }
-
-    /// Takes up to `maximum` buffered messages, copied into Swift values (on the caller's thread).
-    func take(_ maximum: Int) throws -> [ConsumedMessage] {
-        let fetched = try takeFetched(maximum)
-        var result: [ConsumedMessage] = []
-        result.reserveCapacity(fetched.count)
-        for message in fetched {
-            result.append(message.copy())
-            message.destroy()
-        }
-        return result
     }
 
     /// Waits until the application took messages out of a full buffer, or `timeout` passed (the polling
@@ -464,28 +398,20 @@ final class ConsumerContext: Sendable {
         _ = room.wait(timeout: .now() + .milliseconds(Int(timeout.wholeMilliseconds)))
     }
 
-    private func takeFetched(_ maximum: Int) throws -> [FetchedMessage] {
-        let (batch, wasFull) = try state.withLock { state -> ([FetchedMessage], Bool) in
+    /// Takes up to `maximum` buffered messages.
+    func take(_ maximum: Int) throws -> [ConsumedMessage] {
+        let (batch, wasFull) = try state.withLock { state -> ([ConsumedMessage], Bool) in
             let wasFull = state.buffered >= bufferLimit
-            return (try Self.takeFetched(&state, maximum), wasFull)
+            return (try Self.take(&state, maximum), wasFull)
         }
         if wasFull && !batch.isEmpty { room.signal() }
         return batch
     }
 
-    private static func takeFetched(_ state: inout State, _ maximum: Int) throws -> [FetchedMessage] {
+    private static func take(_ state: inout State, _ maximum: Int) throws -> [ConsumedMessage] {
         if state.closing { throw LogError.closed }
         if !state.subscribed { throw LogError.notSubscribed }
-        let end = min(state.buffer.count, state.bufferStart + maximum)
-        let batch: [FetchedMessage]
-        if state.bufferStart == 0 && end == state.buffer.count {
-            // Everything buffered fits: hand the array over instead of copying it.
-            batch = state.buffer
-            state.buffer = []
-        } else {
-            batch = Array(state.buffer[state.bufferStart..<end])
-        }
-        state.bufferStart = end
+        let batch = state.buffer.take(maximum)
         // The next offset per partition: offsets grow within a partition, so the last message of each
         // run of one partition is the one that counts.
         for index in batch.indices {
@@ -495,37 +421,19 @@ final class ConsumerContext: Sendable {
                 state.positions[batch[index].topicPartition] = batch[index].offset + 1
             }
         }
-        if state.bufferStart >= state.buffer.count {
-            state.buffer.removeAll(keepingCapacity: true)
-            state.bufferStart = 0
-        } else if state.bufferStart > 4_096 {
-            state.buffer.removeFirst(state.bufferStart)
-            state.bufferStart = 0
-        }
         return batch
     }
 
-    /// Drops (and destroys) buffered messages of these partitions (after a seek or a revoke).
+    /// Drops buffered messages of these partitions (after a seek or a revoke).
     private static func purge(_ state: inout State, _ partitions: Set<TopicPartition>) {
         if partitions.isEmpty || state.buffered == 0 { return }
-        var kept: [FetchedMessage] = []
-        for message in state.buffer[state.bufferStart...] {
-            if partitions.contains(message.topicPartition) {
-                message.destroy()
-            } else {
-                kept.append(message)
-            }
-        }
-        state.buffer = kept
-        state.bufferStart = 0
+        state.buffer.filter { !partitions.contains($0.topicPartition) }
     }
 
-    /// Destroys every buffered message (the polling thread, before it closes the client).
+    /// Drops every buffered message (the polling thread, when it stops).
     func discardBuffer() {
         state.withLock { state in
-            for message in state.buffer[state.bufferStart...] { message.destroy() }
-            state.buffer = []
-            state.bufferStart = 0
+            state.buffer.removeAll()
         }
     }
 
@@ -533,6 +441,7 @@ final class ConsumerContext: Sendable {
     func waitForMessages(until deadline: ContinuousClock.Instant) async {
         let id = state.withLock { state -> UInt64 in
             state.nextWaiter += 1
+            state.waiters[state.nextWaiter] = .pending
             return state.nextWaiter
         }
         let timer = Task { [weak self] in
@@ -552,18 +461,22 @@ final class ConsumerContext: Sendable {
             if resumeNow { continuation.resume() }
         }
         timer.cancel()
+        // Resumed by messages before the timer fired (or never suspended): forget the entry, so the timer
+        // finds nothing to expire.
+        state.withLock { state in state.waiters[id] = nil }
     }
 
+    /// The timer of waiter `id` fired (or was cancelled after the wait ended: then there is no entry).
     private func expire(_ id: UInt64) {
         let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in
             switch state.waiters[id] {
             case .waiting(let continuation):
                 state.waiters[id] = nil
                 return continuation
-            case .expired:
-                return nil
-            case nil:
+            case .pending:
                 state.waiters[id] = .expired
+                return nil
+            case .expired, nil:
                 return nil
             }
         }

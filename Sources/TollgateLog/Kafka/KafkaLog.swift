@@ -170,8 +170,17 @@ public final class KafkaLog: MessageLog {
     /// Checks every target before enqueueing anything, so a bad call writes nothing.
     private func validate(_ messages: [OutgoingMessage]) async throws {
         func check(_ counts: [String: Int]) -> LogError? {
+            // Calls usually carry one topic: look it up once per run of equal topics, not once per message.
+            var last: (topic: String, partitions: Int)?
             for message in messages {
-                guard let partitions = counts[message.topic] else { return .unknownTopic(message.topic) }
+                let partitions: Int
+                if let last, last.topic == message.topic {
+                    partitions = last.partitions
+                } else {
+                    guard let count = counts[message.topic] else { return .unknownTopic(message.topic) }
+                    partitions = count
+                    last = (message.topic, count)
+                }
                 if let partition = message.partition, partition < 0 || partition >= partitions {
                     return .invalidPartition(topic: message.topic, partition: partition, partitions: partitions)
                 }
@@ -215,6 +224,7 @@ final class ProducerHandle: @unchecked Sendable {
     /// The thread holds the handle: it is freed once the thread ended.
     func startPolling() {
         let thread = Thread { [self] in
+            RdKafka.nameCurrentThread("tg-kafka-produce")
             while polling.load(ordering: .acquiring) {
                 rd_kafka_poll(client, 100)
             }

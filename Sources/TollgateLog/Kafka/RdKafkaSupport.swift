@@ -68,6 +68,14 @@ enum RdKafka {
 
     private static let blockingQueue = DispatchQueue(label: "tollgate.kafka.blocking", attributes: .concurrent)
 
+    /// Names the calling thread for `top`, `perf` and debuggers (Linux keeps the first 15 bytes; a
+    /// `Thread`'s `name` does not reach the kernel there).
+    static func nameCurrentThread(_ name: String) {
+        #if os(Linux)
+        tollgate_name_current_thread(name)
+        #endif
+    }
+
     // MARK: Partition lists
 
     /// A new partition list; free it with `rd_kafka_topic_partition_list_destroy`.
