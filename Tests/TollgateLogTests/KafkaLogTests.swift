@@ -94,3 +94,31 @@ struct KafkaLogTests {
         }
     }
 }
+
+/// A property librdkafka refuses is named in the error; a secret's value never is.
+@Suite struct KafkaPropertyRedactionTests {
+    @Test func secretValuesStayOutOfErrors() throws {
+        var configuration = KafkaConfiguration(brokers: ["127.0.0.1:9"])
+        configuration.properties = ["ssl.key.passwordx": "hunter2-secret-value"]
+        do {
+            _ = try KafkaLog(configuration: configuration)
+            Issue.record("librdkafka accepted an unknown property")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("ssl.key.passwordx"))
+            #expect(!text.contains("hunter2-secret-value"))
+        }
+        // Not a secret: the value helps.
+        configuration.properties = ["security.protocol": "carrier-pigeon"]
+        do {
+            _ = try KafkaLog(configuration: configuration)
+            Issue.record("librdkafka accepted security.protocol=carrier-pigeon")
+        } catch {
+            #expect("\(error)".contains("carrier-pigeon"))
+        }
+        #expect(KafkaConfiguration.isSecret("sasl.password"))
+        #expect(KafkaConfiguration.isSecret("sasl.oauthbearer.client.secret"))
+        #expect(KafkaConfiguration.isSecret("ssl.key.pem"))
+        #expect(!KafkaConfiguration.isSecret("bootstrap.servers"))
+    }
+}

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Settings of a ``KafkaLog``.
 ///
 /// The defaults suit a real cluster; ``KafkaMockCluster/configuration(clientID:)`` returns settings tuned
@@ -120,5 +122,25 @@ extension Duration {
         let (seconds, attoseconds) = components
         let total = seconds * 1000 + attoseconds / 1_000_000_000_000_000
         return Int32(clamping: max(0, total))
+    }
+}
+
+extension KafkaConfiguration {
+    /// Parts of property names whose values are secrets (SASL and key passwords, PEM keys, OAuth client
+    /// secrets and configurations, JAAS settings): never written to an error or a log line.
+    static let secretNameParts = ["password", "secret", "pem", "key", "token", "oauthbearer", "jaas", "credential"]
+
+    /// Whether a property's value is a secret, by its name.
+    public static func isSecret(_ name: String) -> Bool {
+        let lowered = name.lowercased()
+        return secretNameParts.contains { lowered.contains($0) }
+    }
+
+    /// The message for a property librdkafka refused: its name always; its value only when the name does
+    /// not say it is a secret, and then not even in librdkafka's own text.
+    public static func describeRefusal(name: String, value: String, error: String) -> String {
+        guard isSecret(name) else { return "librdkafka property \(name)=\(value): \(error)" }
+        let scrubbed = value.isEmpty ? error : error.replacingOccurrences(of: value, with: "<redacted>")
+        return "librdkafka property \(name) (value redacted): \(scrubbed)"
     }
 }

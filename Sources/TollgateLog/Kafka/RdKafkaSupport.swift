@@ -21,7 +21,8 @@ enum RdKafka {
         for (name, value) in properties {
             if rd_kafka_conf_set(conf, name, value, &errorText, errorSize) != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
-                throw LogError.storage("librdkafka property \(name)=\(value): \(string(errorText))")
+                throw LogError.storage(KafkaConfiguration.describeRefusal(name: name, value: value,
+                                                                          error: string(errorText)))
             }
         }
         prepare(conf)
