@@ -16,12 +16,12 @@ public import TollgateLog
 /// `produce` calls of `batchSize` messages, `inFlight` of them at a time; its consumer with
 /// `poll(maxMessages:)`. Consumers read, in fresh groups, what the wrapper produced.
 ///
-/// Reading consume figures on librdkafka 2.0.2: once its prefetch queue holds `queued.min.messages`
-/// (100,000) when the fetcher decides on the next fetch, the fetcher sleeps until its broker thread's next
-/// one-second wake-up (2.2.0 added `fetch.queue.backoff.ms` for this). A consumer that drains that queue
-/// more slowly than the broker thread fills it (decompressing lz4 on a busy machine) meets that stall
-/// after about 100,000 messages, and then once a second: a small difference in CPU per message shows as a
-/// large difference in messages per second, and the same engine varies from run to run with the load.
+/// Reading consume figures on librdkafka 2.0.2: once its prefetch queue holds `queued.min.messages` when
+/// the fetcher decides on the next fetch, the fetcher sleeps until its broker thread's next one-second
+/// wake-up (2.2.0 added `fetch.queue.backoff.ms` for this). At librdkafka's default of 100,000, a consumer
+/// that drains that queue more slowly than the broker thread fills it met that stall once a second, and a
+/// small difference in CPU per message showed as a large one in messages per second. Both sides now run
+/// with ``KafkaConfiguration/prefetchMessages`` (a million), where the count is never the limit.
 public enum KafkaBenchmark {
     public struct Options: Sendable {
         /// Messages per produce phase (the consume phases read what was produced).

@@ -122,3 +122,18 @@ struct KafkaLogTests {
         #expect(!KafkaConfiguration.isSecret("bootstrap.servers"))
     }
 }
+
+/// Consumers prefetch up to a million messages (librdkafka 2.0.2 stalls a second at its 100,000 default);
+/// a property given by name still wins.
+@Suite struct KafkaConsumerPropertiesTests {
+    @Test func prefetchIsRaisedAndOverridable() {
+        var configuration = KafkaConfiguration(brokers: ["127.0.0.1:9"])
+        let defaults = Dictionary(configuration.consumerProperties(ConsumerConfiguration(group: "g")),
+                                  uniquingKeysWith: { $1 })
+        #expect(defaults["queued.min.messages"] == "1000000")
+        configuration.properties = ["queued.min.messages": "5000"]
+        let properties = configuration.consumerProperties(ConsumerConfiguration(group: "g"))
+        // Applied in order: the last value of a name is the one librdkafka keeps.
+        #expect(properties.last(where: { $0.0 == "queued.min.messages" })?.1 == "5000")
+    }
+}
