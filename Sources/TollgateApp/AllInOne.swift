@@ -99,7 +99,9 @@ public struct AllInOne: Sendable {
 
     /// The consumers' executor: off the event loops that carry the proxied calls (``BackgroundExecutor``).
     /// `TOLLGATE_CONSUMER_EXECUTOR=0` keeps them on the event loops (for comparisons).
-    static let consumerExecutor = BackgroundExecutor(name: "tollgate.consumers")
+    /// One thread per core, so the projector's parallel decoding keeps its parallelism.
+    static let consumerExecutor = BackgroundExecutor(name: "tollgate.consumers",
+                                                     threads: ProcessInfo.processInfo.activeProcessorCount)
     static let consumersOffTheEventLoops = ProcessInfo.processInfo.environment["TOLLGATE_CONSUMER_EXECUTOR"] != "0"
 
     /// Runs until SIGINT or SIGTERM.

@@ -11,8 +11,8 @@ import Glibc
 /// `tollgate serve` runs Swift concurrency on SwiftNIO's event loops, the threads that carry every
 /// proxied call. The consumers that run next to the proxy (cost, budget, alerts, projector) would fold
 /// their batches on those same threads, so a call arriving during a batch waited for it. Their tasks
-/// run here instead (``OnExecutor``): the kernel then schedules the proxy's threads as soon as a socket
-/// is ready, and when the cores are short, the threads here yield to them (`nice` +5: about a quarter of
+/// run here instead (``OnExecutor``), on threads of their own (one per core in `serve`): the kernel then
+/// schedules the proxy's threads as soon as a socket is ready, and when the cores are short, the threads here yield to them (`nice` +5: about a quarter of
 /// the CPU against a busy event loop, never starved). Blocking calls (SQLite) keep running on their own
 /// threads, as everywhere.
 public final class BackgroundExecutor: TaskExecutor, @unchecked Sendable {
