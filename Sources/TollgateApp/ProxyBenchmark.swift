@@ -132,21 +132,21 @@ public enum ProxyBenchmark {
         try throughput("forwarder", url: forwarderURL, key: upstreamKey) { [forwarder.pid] }
         forwarder.stop()
         nginx?.stop()
+        /// `tollgate <command>` on its own data directory (holding the key made for it above).
+        func tollgate(_ command: String) throws -> ChildServer {
+            try ChildServer(
+                binary: options.binary,
+                arguments: [command, "--port", "0", "--data-dir", directory.appendingPathComponent(command).path,
+                            "--log-level", "info"],
+                environment: providerEnvironment, readyMarker: "tollgate is serving")
+        }
         // The ingress alone (events to the log; the consumers would run elsewhere). It stays up, idle, for
         // the time-to-first-byte runs.
-        let ingress = try ChildServer(
-            binary: options.binary,
-            arguments: ["ingress", "--port", "0", "--data-dir", directory.appendingPathComponent("ingress").path,
-                        "--log-level", "info"],
-            environment: providerEnvironment, readyMarker: "tollgate is serving")
+        let ingress = try tollgate("ingress")
         defer { ingress.stop() }
         let ingressURL = "http://127.0.0.1:\(try await ingress.port())"
         try throughput("ingress", url: ingressURL, key: secrets["ingress"] ?? "") { [ingress.pid] }
-        let serve = try ChildServer(
-            binary: options.binary,
-            arguments: ["serve", "--port", "0", "--data-dir", directory.appendingPathComponent("serve").path,
-                        "--log-level", "info"],
-            environment: providerEnvironment, readyMarker: "tollgate is serving")
+        let serve = try tollgate("serve")
         defer { serve.stop() }
         let tollgateURL = "http://127.0.0.1:\(try await serve.port())"
         let secret = secrets["serve"] ?? ""

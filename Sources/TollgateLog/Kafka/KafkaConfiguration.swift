@@ -141,14 +141,14 @@ extension KafkaConfiguration {
     static let secretNameParts = ["password", "secret", "pem", "key", "token", "oauthbearer", "jaas", "credential"]
 
     /// Whether a property's value is a secret, by its name.
-    public static func isSecret(_ name: String) -> Bool {
+    static func isSecret(_ name: String) -> Bool {
         let lowered = name.lowercased()
         return secretNameParts.contains { lowered.contains($0) }
     }
 
     /// The message for a property librdkafka refused: its name always; its value only when the name does
     /// not say it is a secret, and then not even in librdkafka's own text.
-    public static func describeRefusal(name: String, value: String, error: String) -> String {
+    static func describeRefusal(name: String, value: String, error: String) -> String {
         guard isSecret(name) else { return "librdkafka property \(name)=\(value): \(error)" }
         let scrubbed = value.isEmpty ? error : error.replacingOccurrences(of: value, with: "<redacted>")
         return "librdkafka property \(name) (value redacted): \(scrubbed)"
