@@ -200,10 +200,12 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Distinct message keys.") var keys: Int = 1_000
         @Option(help: "Partitions of each benchmark topic.") var partitions: Int = 64
         @Option(help: "Messages per KafkaLog.produce call.") var batchSize: Int = 5_000
-        @Option(help: "KafkaLog.produce calls in flight at once.") var inFlight: Int = 4
+        @Option(help: "KafkaLog.produce calls in flight at once (default: 100,000 messages awaiting acknowledgement, as many as raw librdkafka's queue holds).")
+        var inFlight: Int = 20
         @Option(help: "Seconds any one phase may run before it is cut short.") var timeLimit: Int = 60
         @Option(help: "Rounds of the four phases (raw and Swift alternate); each phase reports its best round.")
         var rounds: Int = 3
+        @Flag(help: "Run the produce phases only (for profiling the producers).") var produceOnly = false
         @OptionGroup var logging: LoggingOptions
         @Flag(help: "Print JSON instead of a table.") var json = false
 
@@ -229,6 +231,7 @@ struct BenchCommand: AsyncParsableCommand {
             options.inFlight = inFlight
             options.timeLimit = .seconds(timeLimit)
             options.rounds = rounds
+            options.consume = !produceOnly
             let report = try await KafkaBenchmark.run(options, showProgress: !json, logger: logger)
             if json {
                 try Output.json(report)

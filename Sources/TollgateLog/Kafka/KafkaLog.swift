@@ -140,52 +140,33 @@ public final class KafkaLog: MessageLog {
         // One create time for the call: its messages are enqueued within microseconds of each other.
         let timestamp = Int64(Date().timeIntervalSince1970 * 1000)
         // Kept alive by this call until every message is settled, so delivery reports can reach it unretained.
-        let batch = DeliveryBatch(messages: messages, createTimestamp: timestamp, trustsAppendTime: mockCluster == nil)
-        var topic = ""
-        var topicCString = ContiguousArray<CChar>()
-        for index in messages.indices {
-            let message = messages[index]
-            if message.topic != topic {
-                topic = message.topic
-                topicCString = ContiguousArray(topic.utf8CString)
-            }
-            while true {
-                let failure = topicCString.withUnsafeBufferPointer { name in
-                    producer.enqueue(message, topic: name.baseAddress!, timestamp: timestamp,
-                                     opaque: batch.opaque(index))
-                }
-                guard let failure else { break }
-                if failure.code == RD_KAFKA_RESP_ERR__QUEUE_FULL {
-                    // The producer's queue is full: wait for deliveries to make room.
-                    try? await Task.sleep(for: .milliseconds(1))
-                    continue
-                }
-                batch.settle(index, .failure(RdKafka.error(failure.code, topic: message.topic, while: "produce")))
-                break
-            }
-        }
-        return try await batch.wait()
+        let batch = DeliveryBatch(count: messages.count, createTimestamp: timestamp,
+                                  trustsAppendTime: mockCluster == nil)
+        producer.submit(ProduceSubmission(messages: messages, timestamp: timestamp, batch: batch))
+        await batch.wait()
+        return try batch.outcome(messages).get()
     }
 
     /// Checks every target before enqueueing anything, so a bad call writes nothing.
     private func validate(_ messages: [OutgoingMessage]) async throws {
         func check(_ counts: [String: Int]) -> LogError? {
             // Calls usually carry one topic: look it up once per run of equal topics, not once per message.
-            var last: (topic: String, partitions: Int)?
-            for message in messages {
-                let partitions: Int
-                if let last, last.topic == message.topic {
-                    partitions = last.partitions
-                } else {
-                    guard let count = counts[message.topic] else { return .unknownTopic(message.topic) }
-                    partitions = count
-                    last = (message.topic, count)
+            // Fields are read in place (no copy of each message, so no reference counting per message).
+            messages.withUnsafeBufferPointer { messages in
+                var topic = ""
+                var partitions = -1
+                for index in messages.indices {
+                    if partitions < 0 || messages[index].topic != topic {
+                        topic = messages[index].topic
+                        guard let count = counts[topic] else { return .unknownTopic(topic) }
+                        partitions = count
+                    }
+                    if let partition = messages[index].partition, partition < 0 || partition >= partitions {
+                        return .invalidPartition(topic: topic, partition: partition, partitions: partitions)
+                    }
                 }
-                if let partition = message.partition, partition < 0 || partition >= partitions {
-                    return .invalidPartition(topic: message.topic, partition: partition, partitions: partitions)
-                }
+                return nil
             }
-            return nil
         }
         guard check(partitionCounts.withLock { $0 }) != nil else { return }
         // Stale or missing metadata: ask the cluster once more before failing.
@@ -199,16 +180,36 @@ public final class KafkaLog: MessageLog {
     }
 }
 
-/// The producer's librdkafka handle and the thread that serves its delivery reports.
+/// The producer's librdkafka handle and its thread.
+///
+/// One thread does all of the producer's work, as a C program's produce loop would: it enqueues the
+/// submitted calls' messages into librdkafka and serves the delivery reports (`rd_kafka_poll`) in between.
+/// Messages are then allocated and freed by librdkafka on the same thread (no contention on malloc's
+/// arenas between the thread that copies a message in and the one that frees it after its report), and
+/// no two callers contend for librdkafka's partition locks. A `produce` call only hands its messages
+/// over and awaits its ``DeliveryBatch``; it never runs a librdkafka call on Swift's cooperative pool.
 final class ProducerHandle: @unchecked Sendable {
-    // Safe: `client` is set once and freed in deinit, when no other reference exists; librdkafka's
-    // producer API is thread-safe. `polling` is atomic.
+    // Safe: `client` and `mainQueue` are set once and freed in deinit, when no other reference exists;
+    // librdkafka's producer API is thread-safe. `running` is atomic and `inbox` behind a mutex; the
+    // thread's own state lives in its closure.
     let client: OpaquePointer
-    private let polling = Atomic<Bool>(true)
+    /// The queue `rd_kafka_poll` serves, yielded to wake the thread when work arrives.
+    private let mainQueue: OpaquePointer
+    private let running = Atomic<Bool>(true)
+    /// Calls handed over and not yet taken by the thread; `closed` once the thread stopped.
+    private let inbox = Mutex<(submissions: [ProduceSubmission], closed: Bool)>(([], false))
     /// Released only after `client` is destroyed, so the client never sees its cluster vanish.
     private let mockCluster: KafkaMockCluster?
     /// Released only after `client` is destroyed: librdkafka's log callback uses it until then.
     private let opaque: ClientOpaque
+
+    /// Messages the thread enqueues before it serves delivery reports and looks for new calls again
+    /// (librdkafka's own `rdkafka_performance` polls after every message; raw loops in the benchmark every
+    /// 1,000).
+    static let enqueueRun = 1_000
+    /// Milliseconds the thread waits in `rd_kafka_poll` with nothing to enqueue (or no room). Delivery
+    /// reports, new calls and stopping all end the wait early.
+    static let idleWait: Int32 = 1_000
 
     init(configuration: KafkaConfiguration, mockCluster: KafkaMockCluster?, logger: Logger) throws {
         self.mockCluster = mockCluster
@@ -218,109 +219,278 @@ final class ProducerHandle: @unchecked Sendable {
                                         opaque: opaque) { conf in
             rd_kafka_conf_set_dr_msg_cb(conf, deliveryReportCallback)
         }
+        mainQueue = rd_kafka_queue_get_main(client)
     }
 
-    /// Starts the thread that polls the producer (serving delivery reports) until ``stopPolling()``.
-    /// The thread holds the handle: it is freed once the thread ended.
+    /// Starts the producer thread, which runs until ``stopPolling()``. The thread holds the handle: it is
+    /// freed once the thread ended.
     func startPolling() {
         let thread = Thread { [self] in
             RdKafka.nameCurrentThread("tg-kafka-produce")
-            while polling.load(ordering: .acquiring) {
-                rd_kafka_poll(client, 100)
+            var scratch = EnqueueScratch()
+            defer { scratch.free() }
+            var pending: [ProduceSubmission] = []
+            var head = 0
+            while running.load(ordering: .acquiring) {
+                let arrived = inbox.withLock { inbox -> [ProduceSubmission] in
+                    guard !inbox.submissions.isEmpty else { return [] }
+                    defer { inbox.submissions = [] }
+                    return inbox.submissions
+                }
+                pending.append(contentsOf: arrived)
+                // Enqueue one run of the oldest call; calls are enqueued in the order they were handed over.
+                var queueFull = false
+                if head < pending.count {
+                    switch enqueue(pending[head], upTo: Self.enqueueRun, scratch: &scratch) {
+                    case .done:
+                        head += 1
+                        if head == pending.count {
+                            pending.removeAll(keepingCapacity: true)
+                            head = 0
+                        }
+                    case .more:
+                        break
+                    case .queueFull:
+                        queueFull = true
+                    }
+                }
+                // Serve delivery reports. With work waiting and room in the queue, do not block; otherwise
+                // wait for a report (room), a new call or a stop, which yield the queue. The timeout only
+                // bounds the wait should a wake-up ever be missed.
+                rd_kafka_poll(client, head < pending.count && !queueFull ? 0 : Self.idleWait)
             }
+            // Stopped (the log is gone, so no call is waiting): fail whatever was never enqueued.
+            let left = inbox.withLock { inbox -> [ProduceSubmission] in
+                inbox.closed = true
+                defer { inbox.submissions = [] }
+                return inbox.submissions
+            }
+            for submission in pending[head...] + left { submission.fail(RD_KAFKA_RESP_ERR__DESTROY) }
         }
         thread.name = "tollgate-kafka-producer"
         thread.start()
     }
 
     func stopPolling() {
-        polling.store(false, ordering: .releasing)
+        running.store(false, ordering: .releasing)
+        rd_kafka_queue_yield(mainQueue)
+    }
+
+    /// Hands a call's messages to the producer thread, which settles each in the call's batch.
+    func submit(_ submission: ProduceSubmission) {
+        let closed = inbox.withLock { inbox in
+            if !inbox.closed { inbox.submissions.append(submission) }
+            return inbox.closed
+        }
+        if closed {
+            submission.fail(RD_KAFKA_RESP_ERR__DESTROY)
+        } else {
+            // Wakes the thread if it waits in `rd_kafka_poll`; if it does not, its next poll returns at once.
+            rd_kafka_queue_yield(mainQueue)
+        }
     }
 
     deinit {
         // Deliver what is still queued (briefly), then free the handle.
         rd_kafka_flush(client, 5_000)
+        rd_kafka_queue_destroy(mainQueue)
         rd_kafka_destroy(client)
     }
 
-    /// Enqueues one message to the topic named by the C string `topic`; librdkafka copies key, value and
-    /// headers (`RD_KAFKA_MSG_F_COPY`). Returns the error when it was not enqueued.
+    enum EnqueueProgress { case done, more, queueFull }
+
+    /// Enqueues up to `limit` more of `submission`'s messages, in order; librdkafka copies key, value and
+    /// headers (`RD_KAFKA_MSG_F_COPY`). A message librdkafka refuses for good is settled as failed.
+    /// Producer thread only.
     ///
-    /// Key and value are passed straight from their `Data` (no copy of ours); only headers, when there are
-    /// any, are gathered into one temporary buffer.
-    func enqueue(_ message: OutgoingMessage, topic: UnsafePointer<CChar>, timestamp: Int64,
-                 opaque: UnsafeMutableRawPointer) -> (code: rd_kafka_resp_err_t, message: String)? {
-        let capacity = 7 + message.headers.count
-        return withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: capacity) { values in
-            var count = 0
-            func append(_ configure: (inout rd_kafka_vu_t) -> Void) {
-                var entry = rd_kafka_vu_t()
-                configure(&entry)
-                values.initializeElement(at: count, to: entry)
-                count += 1
-            }
-            append { $0.vtype = RD_KAFKA_VTYPE_TOPIC; $0.u.cstr = topic }
-            append {
-                $0.vtype = RD_KAFKA_VTYPE_PARTITION
-                $0.u.i32 = message.partition.map { Int32($0) } ?? -1  // -1: RD_KAFKA_PARTITION_UA
-            }
-            append { $0.vtype = RD_KAFKA_VTYPE_TIMESTAMP; $0.u.i64 = timestamp }
-            append { $0.vtype = RD_KAFKA_VTYPE_MSGFLAGS; $0.u.i = RD_KAFKA_MSG_F_COPY }
-            append { $0.vtype = RD_KAFKA_VTYPE_OPAQUE; $0.u.ptr = opaque }
-            var headerBytes: UnsafeMutableRawPointer?
-            defer { headerBytes?.deallocate() }
-            if !message.headers.isEmpty {
-                // Names (NUL-terminated) and values, one after the other in one buffer.
-                let size = message.headers.reduce(0) { $0 + $1.name.utf8.count + 1 + $1.value.count }
-                let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(1, size), alignment: 1)
-                headerBytes = buffer
-                var offset = 0
-                for header in message.headers {
-                    let name = buffer + offset
-                    offset += header.name.utf8.count + 1
-                    header.name.utf8CString.withUnsafeBytes { name.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                    let value = buffer + offset
-                    header.value.copyBytes(to: value.assumingMemoryBound(to: UInt8.self), count: header.value.count)
-                    offset += header.value.count
-                    append {
-                        $0.vtype = RD_KAFKA_VTYPE_HEADER
-                        $0.u.header.name = UnsafePointer(name.assumingMemoryBound(to: CChar.self))
-                        $0.u.header.val = UnsafeRawPointer(value)
-                        $0.u.header.size = header.value.count
+    /// Key and value are passed straight from their `Data` (no copy of ours); headers, when there are any,
+    /// are gathered into the thread's scratch buffer.
+    private func enqueue(_ submission: ProduceSubmission, upTo limit: Int, scratch: inout EnqueueScratch)
+        -> EnqueueProgress {
+        let values = scratch.entries(capacity: 7 + submission.maximumHeaders)
+        // Entries 0-4 are the same shape for every message; 0 (topic), 1 (partition) and 4 (opaque) change.
+        values[0].vtype = RD_KAFKA_VTYPE_TOPIC
+        values[1].vtype = RD_KAFKA_VTYPE_PARTITION
+        values[2].vtype = RD_KAFKA_VTYPE_TIMESTAMP
+        values[2].u.i64 = submission.timestamp
+        values[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS
+        values[3].u.i = RD_KAFKA_MSG_F_COPY
+        values[4].vtype = RD_KAFKA_VTYPE_OPAQUE
+        let batch = submission.batch
+        // The position is kept in a local while enqueueing: a stored property of a class would be checked
+        // for exclusive access on every message.
+        var next = submission.next
+        defer { submission.next = next }
+        let end = min(next + limit, submission.messages.count)
+        return submission.messages.withUnsafeBufferPointer { messages in
+            while next < end {
+                let index = next
+                var count = 5
+                values[0].u.cstr = submission.topicCString(at: index)
+                values[1].u.i32 = messages[index].partition.map { Int32($0) } ?? -1  // -1: RD_KAFKA_PARTITION_UA
+                values[4].u.ptr = batch.opaque(index)
+                if !messages[index].headers.isEmpty {
+                    scratch.gather(messages[index].headers, into: values + count)
+                    count += messages[index].headers.count
+                }
+                // Key and value are read in place (no copy of the `Data`, so no reference counting).
+                let failure = messages[index].key.withProducerBytes { key, keySize in
+                    messages[index].value.withProducerBytes { value, valueSize in
+                        var used = count
+                        if let key {
+                            values[used].vtype = RD_KAFKA_VTYPE_KEY
+                            values[used].u.mem.ptr = UnsafeMutableRawPointer(mutating: key)
+                            values[used].u.mem.size = keySize
+                            used += 1
+                        }
+                        if let value {
+                            values[used].vtype = RD_KAFKA_VTYPE_VALUE
+                            values[used].u.mem.ptr = UnsafeMutableRawPointer(mutating: value)
+                            values[used].u.mem.size = valueSize
+                            used += 1
+                        }
+                        return rd_kafka_produceva(client, values, used)
                     }
                 }
-            }
-            return Self.withBytes(message.key) { key, keySize in
-                Self.withBytes(message.value) { value, valueSize in
-                    var used = count
-                    if let key {
-                        var entry = rd_kafka_vu_t()
-                        entry.vtype = RD_KAFKA_VTYPE_KEY
-                        entry.u.mem.ptr = UnsafeMutableRawPointer(mutating: key)
-                        entry.u.mem.size = keySize
-                        values.initializeElement(at: used, to: entry)
-                        used += 1
-                    }
-                    if let value {
-                        var entry = rd_kafka_vu_t()
-                        entry.vtype = RD_KAFKA_VTYPE_VALUE
-                        entry.u.mem.ptr = UnsafeMutableRawPointer(mutating: value)
-                        entry.u.mem.size = valueSize
-                        values.initializeElement(at: used, to: entry)
-                        used += 1
-                    }
-                    return RdKafka.consume(rd_kafka_produceva(client, values.baseAddress, used))
+                if let failure {
+                    let code = rd_kafka_error_code(failure)
+                    rd_kafka_error_destroy(failure)
+                    if code == RD_KAFKA_RESP_ERR__QUEUE_FULL { return .queueFull }
+                    batch.settle(index, failed: code, whileProducing: true)
                 }
+                next += 1
             }
+            return next == messages.count ? .done : .more
+        }
+    }
+}
+
+extension Optional where Wrapped == Data {
+    /// Calls `body` with the bytes of the data, or nil for no data. The pointer is never null for empty
+    /// data: librdkafka tells an empty key or value from a null one by the pointer.
+    fileprivate func withProducerBytes<R>(_ body: (UnsafeRawPointer?, Int) -> R) -> R {
+        switch self {
+        case .none: return body(nil, 0)
+        case .some(let data) where data.isEmpty: return withUnsafeBytes(of: UInt8(0)) { body($0.baseAddress!, 0) }
+        case .some(let data): return data.withUnsafeBytes { body($0.baseAddress!, $0.count) }
+        }
+    }
+}
+
+/// One `produce` call handed to the producer thread: its messages, how far they are enqueued, and the
+/// batch their delivery reports settle.
+final class ProduceSubmission: @unchecked Sendable {
+    // Safe: after `submit`, only the producer thread touches `next` and the topic cache; the rest is
+    // immutable.
+    let messages: [OutgoingMessage]
+    let timestamp: Int64
+    let batch: DeliveryBatch
+    /// The most headers any one message has (sizes the thread's entry buffer).
+    let maximumHeaders: Int
+    /// The next message to enqueue.
+    var next = 0
+    /// Whether every message has the first message's topic (the usual case): then its C string serves all.
+    private let singleTopic: Bool
+    private var topic: String
+    /// `topic` as a C string, owned by this submission.
+    private var topicCString: UnsafeMutablePointer<CChar>
+
+    init(messages: [OutgoingMessage], timestamp: Int64, batch: DeliveryBatch) {
+        self.messages = messages
+        self.timestamp = timestamp
+        self.batch = batch
+        var maximumHeaders = 0
+        var singleTopic = true
+        let first = messages.first?.topic ?? ""
+        messages.withUnsafeBufferPointer { messages in
+            for index in messages.indices {
+                maximumHeaders = max(maximumHeaders, messages[index].headers.count)
+                if singleTopic && messages[index].topic != first { singleTopic = false }
+            }
+        }
+        self.maximumHeaders = maximumHeaders
+        self.singleTopic = singleTopic
+        topic = first
+        topicCString = Self.cString(first)
+    }
+
+    deinit {
+        topicCString.deallocate()
+    }
+
+    private static func cString(_ string: String) -> UnsafeMutablePointer<CChar> {
+        let bytes = string.utf8CString
+        let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count)
+        bytes.withUnsafeBufferPointer { pointer.initialize(from: $0.baseAddress!, count: $0.count) }
+        return pointer
+    }
+
+    /// Message `index`'s topic as a C string, valid until the next call; converted once per run of
+    /// messages with the same topic. Producer thread only.
+    func topicCString(at index: Int) -> UnsafePointer<CChar> {
+        if !singleTopic && messages[index].topic != topic {
+            topic = messages[index].topic
+            topicCString.deallocate()
+            topicCString = Self.cString(topic)
+        }
+        return UnsafePointer(topicCString)
+    }
+
+    /// Settles every message not yet enqueued as failed with `code`.
+    func fail(_ code: rd_kafka_resp_err_t) {
+        while next < messages.count {
+            batch.settle(next, failed: code, whileProducing: true)
+            next += 1
+        }
+    }
+}
+
+/// The producer thread's reusable buffers: `rd_kafka_vu_t` entries, and header names (NUL-terminated)
+/// and values for `rd_kafka_produceva`, which copies them.
+private struct EnqueueScratch {
+    private var entryBuffer: UnsafeMutablePointer<rd_kafka_vu_t>?
+    private var entryCapacity = 0
+    private var buffer: UnsafeMutableRawPointer?
+    private var capacity = 0
+
+    /// At least `count` entries (contents undefined).
+    mutating func entries(capacity count: Int) -> UnsafeMutablePointer<rd_kafka_vu_t> {
+        if let entryBuffer, entryCapacity >= count { return entryBuffer }
+        entryBuffer?.deallocate()
+        entryCapacity = max(count, 16)
+        let entries = UnsafeMutablePointer<rd_kafka_vu_t>.allocate(capacity: entryCapacity)
+        entries.initialize(repeating: rd_kafka_vu_t(), count: entryCapacity)
+        entryBuffer = entries
+        return entries
+    }
+
+    /// Copies `headers` into the buffer and writes one `RD_KAFKA_VTYPE_HEADER` entry per header at `entries`.
+    mutating func gather(_ headers: [MessageHeader], into entries: UnsafeMutablePointer<rd_kafka_vu_t>) {
+        let size = headers.reduce(0) { $0 + $1.name.utf8.count + 1 + $1.value.count }
+        if size > capacity {
+            buffer?.deallocate()
+            capacity = max(size, 2 * capacity, 256)
+            buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 1)
+        }
+        guard let buffer else { return }
+        var offset = 0
+        for (index, header) in headers.enumerated() {
+            let name = buffer + offset
+            offset += header.name.utf8.count + 1
+            header.name.utf8CString.withUnsafeBytes { name.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            let value = buffer + offset
+            header.value.copyBytes(to: value.assumingMemoryBound(to: UInt8.self), count: header.value.count)
+            offset += header.value.count
+            entries[index].vtype = RD_KAFKA_VTYPE_HEADER
+            entries[index].u.header.name = UnsafePointer(name.assumingMemoryBound(to: CChar.self))
+            entries[index].u.header.val = UnsafeRawPointer(value)
+            entries[index].u.header.size = header.value.count
         }
     }
 
-    /// Calls `body` with the bytes of `data`, or nil for no data. The pointer is never null for empty data:
-    /// librdkafka tells an empty key or value from a null one by the pointer.
-    private static func withBytes<R>(_ data: Data?, _ body: (UnsafeRawPointer?, Int) -> R) -> R {
-        guard let data else { return body(nil, 0) }
-        if data.isEmpty { return withUnsafeBytes(of: UInt8(0)) { body($0.baseAddress!, 0) } }
-        return data.withUnsafeBytes { body($0.baseAddress!, $0.count) }
+    func free() {
+        buffer?.deallocate()
+        entryBuffer?.deallocate()
     }
 }
 
@@ -328,54 +498,70 @@ final class ProducerHandle: @unchecked Sendable {
 private func deliveryReportCallback(_ client: OpaquePointer?, _ message: UnsafePointer<rd_kafka_message_t>?,
                                     _ opaque: UnsafeMutableRawPointer?) {
     guard let message, let pointer = message.pointee._private else { return }
-    let (batch, index) = DeliveryBatch.from(pointer)
-    let code = message.pointee.err
-    guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
-        batch.settle(index, .failure(RdKafka.error(code, topic: batch.messages[index].topic, while: "delivery")))
-        return
+    DeliveryBatch.withBatch(of: pointer) { batch, index in
+        let code = message.pointee.err
+        guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            batch.settle(index, failed: code, whileProducing: false)
+            return
+        }
+        // The broker's append time for topics with LogAppendTime; otherwise the create time this log set.
+        // The mock cluster answers every produce with a made-up append time (1234), so it is not trusted there.
+        var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        var timestamp = rd_kafka_message_timestamp(message, &type)
+        if type != RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME || !batch.trustsAppendTime || timestamp < 0 {
+            timestamp = batch.createTimestamp
+        }
+        batch.settle(index, partition: message.pointee.partition, offset: message.pointee.offset, timestamp: timestamp)
     }
-    // The broker's append time for topics with LogAppendTime; otherwise the create time this log set.
-    // The mock cluster answers every produce with a made-up append time (1234), so it is not trusted there.
-    var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-    var timestamp = rd_kafka_message_timestamp(message, &type)
-    if type != RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME || !batch.trustsAppendTime || timestamp < 0 {
-        timestamp = batch.createTimestamp
-    }
-    batch.settle(index, .success(DeliveryAck(
-        topic: batch.messages[index].topic, partition: Int(message.pointee.partition), offset: message.pointee.offset,
-        timestampMilliseconds: timestamp)))
 }
 
 /// The outcome of one `produce` call: completes when every message of it is settled.
 ///
-/// Each message's librdkafka opaque is the address of its slot in ``slots``, which holds the batch's own
-/// (unretained) address: a delivery report finds the batch and the message's index from it without a
-/// per-message allocation. The `produce` call keeps the batch alive until every message is settled.
+/// Each message has a slot of plain values, written once by whoever settles it (the delivery report, or the
+/// enqueueing call when librdkafka refused the message) and read only after the last one was settled. A
+/// message's librdkafka opaque is the address of its slot, which holds the batch's own (unretained)
+/// address: a delivery report finds the batch and the message's index without a per-message allocation or
+/// lock. The `produce` call keeps the batch alive until every message is settled, and builds the
+/// acknowledgements (which need the messages' topics) on its own task, off the delivery-report thread.
 final class DeliveryBatch: @unchecked Sendable {
-    // Safe: `slots` is written only in `init` and freed in `deinit`; the other stored properties are
-    // immutable, and `state` is behind a mutex.
-    private struct State {
-        var results: [Result<DeliveryAck, LogError>?]
-        var remaining: Int
-        var continuation: CheckedContinuation<[DeliveryAck], any Error>?
+    // Safe: each slot is written by exactly one settler before it decrements `remaining` (releasing), and
+    // read only once `remaining` reached zero and `completion` said so (acquiring); `slots` is freed in
+    // `deinit`. The other stored properties are immutable or synchronized.
+    private struct Slot {
+        /// The batch, unretained: what an opaque leads back to.
+        var owner: UnsafeMutableRawPointer
+        var state: State
+        var code: rd_kafka_resp_err_t
+        var partition: Int32
+        var offset: Int64
+        var timestamp: Int64
     }
 
-    /// The messages of the call (their topics name the acknowledgements).
-    let messages: [OutgoingMessage]
+    private enum State: UInt8 {
+        case pending, delivered, failedDelivery, failedProduce
+    }
+
     /// The messages' create time, set by the log.
     let createTimestamp: Int64
     /// Whether a broker-reported append time is real (it is not on the mock cluster).
     let trustsAppendTime: Bool
-    private let slots: UnsafeMutablePointer<UnsafeMutableRawPointer?>
-    private let state: Mutex<State>
+    private let count: Int
+    private let slots: UnsafeMutablePointer<Slot>
+    private let remaining: Atomic<Int>
+    /// Whether every message is settled, and the call waiting for that.
+    private let completion = Mutex<(finished: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
 
-    init(messages: [OutgoingMessage], createTimestamp: Int64, trustsAppendTime: Bool) {
-        self.messages = messages
+    init(count: Int, createTimestamp: Int64, trustsAppendTime: Bool) {
+        self.count = count
         self.createTimestamp = createTimestamp
         self.trustsAppendTime = trustsAppendTime
-        slots = .allocate(capacity: max(1, messages.count))
-        state = Mutex(State(results: Array(repeating: nil, count: messages.count), remaining: messages.count))
-        slots.initialize(repeating: Unmanaged.passUnretained(self).toOpaque(), count: max(1, messages.count))
+        remaining = Atomic(count)
+        slots = .allocate(capacity: max(1, count))
+        slots.initialize(repeating: Slot(owner: UnsafeMutableRawPointer(bitPattern: 1)!, state: .pending,
+                                         code: RD_KAFKA_RESP_ERR_NO_ERROR, partition: -1, offset: -1, timestamp: 0),
+                         count: max(1, count))
+        let owner = Unmanaged.passUnretained(self).toOpaque()
+        for index in 0..<max(1, count) { slots[index].owner = owner }
     }
 
     deinit {
@@ -387,43 +573,73 @@ final class DeliveryBatch: @unchecked Sendable {
         UnsafeMutableRawPointer(slots + index)
     }
 
-    /// The batch and message index of an opaque made by ``opaque(_:)``.
-    static func from(_ opaque: UnsafeMutableRawPointer) -> (DeliveryBatch, Int) {
-        let slot = opaque.assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
-        let batch = Unmanaged<DeliveryBatch>.fromOpaque(slot.pointee!).takeUnretainedValue()
-        return (batch, slot - batch.slots)
-    }
-    func settle(_ index: Int, _ result: Result<DeliveryAck, LogError>) {
-        let finished = state.withLock { state -> (CheckedContinuation<[DeliveryAck], any Error>, Result<[DeliveryAck], any Error>)? in
-            guard state.results[index] == nil else { return nil }
-            state.results[index] = result
-            state.remaining -= 1
-            guard state.remaining == 0, let continuation = state.continuation else { return nil }
-            state.continuation = nil
-            return (continuation, Self.outcome(state.results))
+    /// Calls `body` with the batch and message index of an opaque made by ``opaque(_:)``. The batch is
+    /// borrowed, not retained: the `produce` call that owns it outlives every delivery report.
+    static func withBatch(of opaque: UnsafeMutableRawPointer, _ body: (DeliveryBatch, Int) -> Void) {
+        let slot = opaque.assumingMemoryBound(to: Slot.self)
+        Unmanaged<DeliveryBatch>.fromOpaque(slot.pointee.owner)._withUnsafeGuaranteedRef { batch in
+            body(batch, slot - batch.slots)
         }
-        if let (continuation, outcome) = finished { continuation.resume(with: outcome) }
     }
 
-    func wait() async throws -> [DeliveryAck] {
-        try await withCheckedThrowingContinuation { continuation in
-            let outcome = state.withLock { state -> Result<[DeliveryAck], any Error>? in
-                if state.remaining == 0 { return Self.outcome(state.results) }
-                state.continuation = continuation
-                return nil
+    /// Message `index` is in the log at this partition and offset.
+    func settle(_ index: Int, partition: Int32, offset: Int64, timestamp: Int64) {
+        slots[index].state = .delivered
+        slots[index].partition = partition
+        slots[index].offset = offset
+        slots[index].timestamp = timestamp
+        settled()
+    }
+
+    /// Message `index` failed: refused by librdkafka when enqueued, or reported failed by its delivery report.
+    func settle(_ index: Int, failed code: rd_kafka_resp_err_t, whileProducing: Bool) {
+        slots[index].state = whileProducing ? .failedProduce : .failedDelivery
+        slots[index].code = code
+        settled()
+    }
+
+    private func settled() {
+        guard remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 else { return }
+        let waiter = completion.withLock { completion in
+            completion.finished = true
+            defer { completion.waiter = nil }
+            return completion.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Returns once every message is settled.
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let finished = completion.withLock { completion in
+                if !completion.finished { completion.waiter = continuation }
+                return completion.finished
             }
-            if let outcome { continuation.resume(with: outcome) }
+            if finished { continuation.resume() }
         }
     }
 
-    /// The acknowledgements in order, or the first message's error.
-    private static func outcome(_ results: [Result<DeliveryAck, LogError>?]) -> Result<[DeliveryAck], any Error> {
+    /// The acknowledgements of `messages` (the call's) in order, or the first failed message's error. Call
+    /// after ``wait()``.
+    func outcome(_ messages: [OutgoingMessage]) -> Result<[DeliveryAck], LogError> {
+        precondition(messages.count == count, "outcome of a different call's messages")
         var acks: [DeliveryAck] = []
-        for result in results {
-            switch result {
-            case .success(let ack): acks.append(ack)
-            case .failure(let error): return .failure(error)
-            case nil: return .failure(LogError.storage("a delivery report is missing"))
+        acks.reserveCapacity(count)
+        var topic = ""
+        for index in 0..<count {
+            let slot = slots[index]
+            switch slot.state {
+            case .delivered:
+                // One topic string shared by a run of equal topics, rather than one copy per message.
+                if messages[index].topic != topic { topic = messages[index].topic }
+                acks.append(DeliveryAck(topic: topic, partition: Int(slot.partition), offset: slot.offset,
+                                        timestampMilliseconds: slot.timestamp))
+            case .failedDelivery:
+                return .failure(RdKafka.error(slot.code, topic: messages[index].topic, while: "delivery"))
+            case .failedProduce:
+                return .failure(RdKafka.error(slot.code, topic: messages[index].topic, while: "produce"))
+            case .pending:
+                return .failure(LogError.storage("a delivery report is missing"))
             }
         }
         return .success(acks)
