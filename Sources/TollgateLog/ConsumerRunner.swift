@@ -313,7 +313,7 @@ public struct ConsumerRunner<Fold: EventFold>: Service {
             } catch let error as LogError {
                 switch error {
                 case .partitionsRevoked, .unknownTopic, .compactedTopicRequiresKey, .invalidPartition,
-                     .invalidTopicSpec, .partitionCountCannotShrink, .notSubscribed, .closed:
+                     .invalidTopicSpec, .partitionCountCannotShrink, .notSubscribed, .closed, .messageRefused:
                     throw error
                 case .storage:
                     break

@@ -322,6 +322,9 @@ public enum LogError: Error, Sendable, Equatable, CustomStringConvertible {
     case notSubscribed
     case closed
     case partitionsRevoked([TopicPartition])
+    /// The log will never take this message as it is (too large for the log, a timestamp or record the
+    /// broker rejects). Retrying does not help; other messages can still be written.
+    case messageRefused(String)
     case storage(String)
 
     public var description: String {
@@ -342,6 +345,8 @@ public enum LogError: Error, Sendable, Equatable, CustomStringConvertible {
             return "the log or consumer is closed"
         case .partitionsRevoked(let partitions):
             return "partitions no longer assigned to this member: \(partitions.map(\.description).joined(separator: ", "))"
+        case .messageRefused(let reason):
+            return "the log refused a message for good: \(reason)"
         case .storage(let reason):
             return "log storage error: \(reason)"
         }

@@ -468,7 +468,7 @@ extension LogError {
         switch self {
         case .storage, .closed: return true
         case .unknownTopic, .invalidPartition, .compactedTopicRequiresKey, .partitionCountCannotShrink,
-             .invalidTopicSpec, .notSubscribed, .partitionsRevoked:
+             .invalidTopicSpec, .notSubscribed, .partitionsRevoked, .messageRefused:
             return false
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import MetricsTestKit
 import Testing
 @testable import TollgateLog
 
@@ -37,7 +38,9 @@ struct KafkaLogTests {
 
     @Test("a delivery refused by the broker fails the call with LogError, no hang", .timeLimit(.minutes(1)))
     func deliveryError() async throws {
-        let (cluster, log) = try makeLog()
+        let cluster = try KafkaMockCluster()
+        let metrics = TestMetrics()
+        let log = try KafkaLog(configuration: cluster.configuration(), mockCluster: cluster, metricsFactory: metrics)
         try await log.provision([TopicSpec(name: "refused", partitions: 1)])
         cluster.failNextProduceRequests(5, errorCode: 29)  // TOPIC_AUTHORIZATION_FAILED: not retriable
         do {
@@ -49,7 +52,12 @@ struct KafkaLogTests {
                 return
             }
             #expect(reason.contains("AUTHORIZATION"))
+            #expect(error.isTransient, "an operator fixing the ACL makes the same message go through")
         }
+        let failed = metrics.counters.first {
+            $0.label == "tollgate_kafka_produced_total" && $0.dimensions.contains { $0 == ("result", "failed") }
+        }
+        #expect(failed?.totalValue == 1)
     }
 
     @Test("calls larger than the producer's queue wait for room, and each lands whole and in order",
@@ -85,25 +93,66 @@ struct KafkaLogTests {
         #expect(marks.values.reduce(0) { $0 + $1.high - $1.low } == 6_000)
     }
 
-    @Test("a message librdkafka refuses for good fails its call; the call's other messages are still settled",
+    @Test("a message over the size limit fails its call before anything is written; delivery is counted",
           .timeLimit(.minutes(1)))
     func refusedMessage() async throws {
         let cluster = try KafkaMockCluster()
         var configuration = cluster.configuration()
         configuration.maximumMessageBytes = 1_000
-        let log = try KafkaLog(configuration: configuration, mockCluster: cluster)
+        let metrics = TestMetrics()
+        let log = try KafkaLog(configuration: configuration, mockCluster: cluster, metricsFactory: metrics)
         try await log.provision([TopicSpec(name: "sizes", partitions: 2)])
         var messages = (0..<10).map { OutgoingMessage(topic: "sizes", key: "k\($0)", value: bytes("small")) }
-        messages[4].value = Data(count: 200_000)  // over message.max.bytes (1,000 + 64 KiB)
+        messages[4].value = Data(count: 1_000)  // with its 2-byte key, over 1,000
         do {
             _ = try await log.produce(messages)
             Issue.record("the call succeeded")
         } catch let error as LogError {
-            #expect("\(error)".contains("MSG_SIZE_TOO_LARGE"), "\(error)")
+            guard case .messageRefused(let reason) = error else {
+                Issue.record("unexpected error \(error)")
+                return
+            }
+            #expect(reason.contains("1002 bytes") && reason.contains("limit of 1000"), "\(reason)")
+            #expect(!error.isTransient)
         }
-        // The producer goes on: the next call is delivered.
-        let acks = try await log.produce(OutgoingMessage(topic: "sizes", key: "after", value: bytes("v")))
-        #expect(acks.offset >= 0)
+        // Nothing of the refused call was written, and the producer goes on.
+        #expect(try await log.watermarks(topic: "sizes").values.allSatisfy { $0.high == 0 })
+        messages[4].value = Data(count: 998)  // exactly at the limit
+        let acks = try await log.produce(messages)
+        #expect(acks.count == 10)
+        let produced = metrics.counters.filter { $0.label == "tollgate_kafka_produced_total" }
+        let delivered = produced.first { $0.dimensions.contains { $0 == ("result", "delivered") } }
+        #expect(delivered?.totalValue == 10)
+        // The thread samples librdkafka's queue from its first round on.
+        #expect(try metrics.expectGauge("tollgate_kafka_producer_queue_messages").values.isEmpty == false)
+    }
+
+    @Test("a smaller message.max.bytes given by name lowers the log's own size check")
+    func sizeLimitFromProperty() async throws {
+        let cluster = try KafkaMockCluster()
+        var configuration = cluster.configuration()
+        configuration.properties["message.max.bytes"] = "\(70_000)"  // 70,000 − 64 KiB of framing = 4,464
+        configuration.maximumMessageBytes = 100_000
+        let log = try KafkaLog(configuration: configuration, mockCluster: cluster)
+        try await log.provision([TopicSpec(name: "sizes", partitions: 1)])
+        await #expect(throws: LogError.messageRefused(
+            "a message of 4465 bytes (key, value and headers) for 'sizes' is over the producer's limit of 4464 bytes "
+                + "(KafkaConfiguration.maximumMessageBytes)")) {
+            try await log.produce(OutgoingMessage(topic: "sizes", key: "k", value: Data(count: 4_464)))
+        }
+        _ = try await log.produce(OutgoingMessage(topic: "sizes", key: "k", value: Data(count: 4_463)))
+    }
+
+    @Test("librdkafka's refusals of a message itself are for good; authorization and time-outs are retried")
+    func errorClassification() {
+        // Codes from librdkafka's rd_kafka_resp_err_t: MSG_SIZE_TOO_LARGE 10, RECORD_LIST_TOO_LARGE 18,
+        // INVALID_TIMESTAMP 32, INVALID_RECORD 87; TOPIC_AUTHORIZATION_FAILED 29, _MSG_TIMED_OUT -192.
+        for code in [10, 18, 32, 87] {
+            #expect(!RdKafka.error(.init(rawValue: Int32(code)), topic: "t", while: "delivery").isTransient, "\(code)")
+        }
+        for code in [29, -192] {
+            #expect(RdKafka.error(.init(rawValue: Int32(code)), topic: "t", while: "delivery").isTransient, "\(code)")
+        }
     }
 
     @Test("a call handed to an idle producer is taken at once, not after the thread's idle wait",

@@ -180,4 +180,24 @@ struct SpoolTests {
         forwarder.cancel()
         try await forwarder.value
     }
+
+    @Test("on Kafka, a message over the size limit in a spooled batch is dropped alone; the rest land once")
+    func oversizedOnKafka() async throws {
+        let cluster = try KafkaMockCluster()
+        var configuration = cluster.configuration()
+        configuration.maximumMessageBytes = 1_000
+        let kafka = try KafkaLog(configuration: configuration, mockCluster: cluster)
+        try await kafka.provision([TopicSpec(name: "events", partitions: 2)])
+        let spool = try await Spool.open(spoolConfiguration(), target: kafka)
+        let forwarder = Task { try await spool.run() }
+        var batch = (0..<5).map { OutgoingMessage(topic: "events", key: "k\($0)", value: Data("\($0)".utf8)) }
+        batch[2].value = Data(count: 5_000)
+        try await spool.append(batch)
+        #expect(await spool.drained(timeout: .seconds(20)))
+        #expect(spool.statistics.undeliverable == 1)
+        let marks = try await kafka.watermarks(topic: "events")
+        #expect(marks.values.reduce(0) { $0 + $1.high - $1.low } == 4)
+        forwarder.cancel()
+        try await forwarder.value
+    }
 }

@@ -1,13 +1,14 @@
 import CRdKafka
 import Foundation
 public import Logging
+public import Metrics
 import Synchronization
 
 /// The Kafka engine of ``MessageLog``, over librdkafka.
 ///
 /// One idempotent producer (`acks=all`, keys partitioned with murmur2 like Kafka's Java client) is shared
-/// by every `produce` call; a dedicated thread serves its delivery reports, which resume the waiting
-/// calls. Each ``makeConsumer(_:)`` creates its own librdkafka consumer in the given group. Metadata,
+/// by every `produce` call. A call hands its messages to the producer's own thread, which enqueues them
+/// and serves the delivery reports that resume the waiting calls (``ProducerHandle``). Each ``makeConsumer(_:)`` creates its own librdkafka consumer in the given group. Metadata,
 /// watermark and admin requests block, so they run on a dispatch queue, never on Swift's cooperative pool.
 ///
 /// Against librdkafka's mock cluster (pass it as `mockCluster`), topics are created through the mock API
@@ -32,12 +33,20 @@ public final class KafkaLog: MessageLog {
 
     /// Connects to the cluster named by `configuration`. Pass `mockCluster` when the brokers are
     /// librdkafka's mock cluster, so that provisioning uses the mock API.
+    ///
+    /// Meters (through `metricsFactory`, swift-metrics' global factory by default):
+    /// `tollgate_kafka_produced_total{result}` counts messages acknowledged (`delivered`) or failed
+    /// (`failed`: refused by librdkafka or the broker, or timed out), and
+    /// `tollgate_kafka_producer_queue_messages` samples, about once a second, the messages and requests
+    /// librdkafka holds that the cluster has not acknowledged yet.
     public init(configuration: KafkaConfiguration, mockCluster: KafkaMockCluster? = nil,
-                logger: Logger = Logger(label: "tollgate.log.kafka")) throws {
+                logger: Logger = Logger(label: "tollgate.log.kafka"),
+                metricsFactory: any MetricsFactory = MetricsSystem.factory) throws {
         self.configuration = configuration
         self.mockCluster = mockCluster
         self.logger = logger
-        producer = try ProducerHandle(configuration: configuration, mockCluster: mockCluster, logger: logger)
+        producer = try ProducerHandle(configuration: configuration, mockCluster: mockCluster, logger: logger,
+                                      metrics: ProducerMetrics(factory: metricsFactory))
         producer.startPolling()
     }
 
@@ -144,11 +153,26 @@ public final class KafkaLog: MessageLog {
                                   trustsAppendTime: mockCluster == nil)
         producer.submit(ProduceSubmission(messages: messages, timestamp: timestamp, batch: batch))
         await batch.wait()
-        return try batch.outcome(messages).get()
+        let (result, failed) = batch.outcome(messages)
+        if failed > 0 { producer.metrics.failed.increment(by: failed) }
+        if failed < messages.count { producer.metrics.delivered.increment(by: messages.count - failed) }
+        return try result.get()
     }
 
-    /// Checks every target before enqueueing anything, so a bad call writes nothing.
+    /// Checks every target and size before enqueueing anything, so a bad call writes nothing.
     private func validate(_ messages: [OutgoingMessage]) async throws {
+        let limit = configuration.messagePayloadLimit
+        try messages.withUnsafeBufferPointer { messages in
+            for index in messages.indices {
+                var size = (messages[index].key?.count ?? 0) + (messages[index].value?.count ?? 0)
+                for header in messages[index].headers { size += header.name.utf8.count + header.value.count + 10 }
+                if size > limit {
+                    throw LogError.messageRefused(
+                        "a message of \(size) bytes (key, value and headers) for '\(messages[index].topic)' is over "
+                            + "the producer's limit of \(limit) bytes (KafkaConfiguration.maximumMessageBytes)")
+                }
+            }
+        }
         func check(_ counts: [String: Int]) -> LogError? {
             // Calls usually carry one topic: look it up once per run of equal topics, not once per message.
             // Fields are read in place (no copy of each message, so no reference counting per message).
@@ -211,8 +235,12 @@ final class ProducerHandle: @unchecked Sendable {
     /// reports, new calls and stopping all end the wait early.
     static let idleWait: Int32 = 1_000
 
-    init(configuration: KafkaConfiguration, mockCluster: KafkaMockCluster?, logger: Logger) throws {
+    let metrics: ProducerMetrics
+
+    init(configuration: KafkaConfiguration, mockCluster: KafkaMockCluster?, logger: Logger,
+         metrics: ProducerMetrics) throws {
         self.mockCluster = mockCluster
+        self.metrics = metrics
         let opaque = ClientOpaque(logger: logger)
         self.opaque = opaque
         client = try RdKafka.makeClient(RD_KAFKA_PRODUCER, properties: configuration.producerProperties,
@@ -231,7 +259,13 @@ final class ProducerHandle: @unchecked Sendable {
             defer { scratch.free() }
             var pending: [ProduceSubmission] = []
             var head = 0
+            let clock = ContinuousClock()
+            var sampled = clock.now.advanced(by: .seconds(-60))
             while running.load(ordering: .acquiring) {
+                if clock.now - sampled >= .seconds(1) {
+                    sampled = clock.now
+                    metrics.queued.record(Int(rd_kafka_outq_len(client)))
+                }
                 let arrived = inbox.withLock { inbox -> [ProduceSubmission] in
                     guard !inbox.submissions.isEmpty else { return [] }
                     defer { inbox.submissions = [] }
@@ -243,9 +277,14 @@ final class ProducerHandle: @unchecked Sendable {
                 if head < pending.count {
                     switch enqueue(pending[head], upTo: Self.enqueueRun, scratch: &scratch) {
                     case .done:
+                        // Let go of enqueued calls: all at once when none is left, else once they are many,
+                        // so that a thread that never runs dry does not hold every call it ever took.
                         head += 1
                         if head == pending.count {
                             pending.removeAll(keepingCapacity: true)
+                            head = 0
+                        } else if head >= 64 {
+                            pending.removeFirst(head)
                             head = 0
                         }
                     case .more:
@@ -619,29 +658,50 @@ final class DeliveryBatch: @unchecked Sendable {
         }
     }
 
-    /// The acknowledgements of `messages` (the call's) in order, or the first failed message's error. Call
-    /// after ``wait()``.
-    func outcome(_ messages: [OutgoingMessage]) -> Result<[DeliveryAck], LogError> {
+    /// The acknowledgements of `messages` (the call's) in order, or the first failed message's error; and
+    /// how many messages failed. Call after ``wait()``.
+    func outcome(_ messages: [OutgoingMessage]) -> (result: Result<[DeliveryAck], LogError>, failed: Int) {
         precondition(messages.count == count, "outcome of a different call's messages")
         var acks: [DeliveryAck] = []
         acks.reserveCapacity(count)
+        var firstError: LogError?
+        var failed = 0
         var topic = ""
         for index in 0..<count {
             let slot = slots[index]
+            let error: LogError
             switch slot.state {
             case .delivered:
+                guard firstError == nil else { continue }
                 // One topic string shared by a run of equal topics, rather than one copy per message.
                 if messages[index].topic != topic { topic = messages[index].topic }
                 acks.append(DeliveryAck(topic: topic, partition: Int(slot.partition), offset: slot.offset,
                                         timestampMilliseconds: slot.timestamp))
+                continue
             case .failedDelivery:
-                return .failure(RdKafka.error(slot.code, topic: messages[index].topic, while: "delivery"))
+                error = RdKafka.error(slot.code, topic: messages[index].topic, while: "delivery")
             case .failedProduce:
-                return .failure(RdKafka.error(slot.code, topic: messages[index].topic, while: "produce"))
+                error = RdKafka.error(slot.code, topic: messages[index].topic, while: "produce")
             case .pending:
-                return .failure(LogError.storage("a delivery report is missing"))
+                error = LogError.storage("a delivery report is missing")
             }
+            failed += 1
+            if firstError == nil { firstError = error }
         }
-        return .success(acks)
+        return (firstError.map { .failure($0) } ?? .success(acks), failed)
+    }
+}
+
+/// The producer's meters.
+struct ProducerMetrics: Sendable {
+    let delivered: Counter
+    let failed: Counter
+    let queued: Gauge
+
+    init(factory: any MetricsFactory) {
+        delivered = Counter(label: "tollgate_kafka_produced_total", dimensions: [("result", "delivered")],
+                            factory: factory)
+        failed = Counter(label: "tollgate_kafka_produced_total", dimensions: [("result", "failed")], factory: factory)
+        queued = Gauge(label: "tollgate_kafka_producer_queue_messages", factory: factory)
     }
 }

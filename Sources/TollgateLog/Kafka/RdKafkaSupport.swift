@@ -50,7 +50,15 @@ enum RdKafka {
         if let topic, code == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || code == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC {
             return .unknownTopic(topic)
         }
-        return .storage("Kafka \(action) failed: \(describe(code))")
+        // Refusals of the message itself, which no retry changes. Authorization failures stay `storage`
+        // (retried): an operator fixing an ACL makes the same message go through.
+        switch code {
+        case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,
+             RD_KAFKA_RESP_ERR_INVALID_RECORD, RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
+            return .messageRefused("Kafka \(action) failed: \(describe(code))")
+        default:
+            return .storage("Kafka \(action) failed: \(describe(code))")
+        }
     }
 
     /// Takes ownership of an `rd_kafka_error_t`: nil when there was none, its code otherwise.
