@@ -9,9 +9,10 @@ public import TollgateLog
 /// consumer) against librdkafka's in-process mock cluster, next to raw librdkafka loops measured the
 /// same way (``RawKafkaBenchmark``).
 ///
-/// Each phase runs `rounds` times, raw and Swift alternating, and reports its best round (the machine may be
-/// busy with other work). One mock broker, one topic per producer of `partitions` partitions, values of `valueBytes` bytes drawn
-/// from 1,000 distinct random strings, `keys` distinct keys. Both producers use ``KafkaLog``'s producer
+/// Each phase runs `rounds` times, raw and Swift alternating, and reports its median round, with the best
+/// next to it (the machine may be busy with other work, and one lucky round can be far from the others).
+/// One fresh mock broker per round, one topic per producer of `partitions` partitions, values of
+/// `valueBytes` bytes drawn from 1,000 distinct random strings, `keys` distinct keys. Both producers use ``KafkaLog``'s producer
 /// settings (idempotent, `acks=all`, lz4, 5 ms linger). The wrapper is driven the way services drive it:
 /// `produce` calls of `batchSize` messages, `inFlight` of them at a time; its consumer with
 /// `poll(maxMessages:)`. Consumers read, in fresh groups, what the wrapper produced.
@@ -43,7 +44,7 @@ public enum KafkaBenchmark {
         public var inFlight = 20
         /// Longest any one phase may run; a phase cut short reports what it did.
         public var timeLimit: Duration = .seconds(60)
-        /// Rounds of the four phases; each phase reports its best round.
+        /// Rounds of the four phases; each phase reports its median round (and its best).
         public var rounds = 3
         /// Whether to run the consume phases too (off: produce only, for profiling the producers).
         public var consume = true
@@ -59,11 +60,19 @@ public enum KafkaBenchmark {
         public var engine: String
         public var messages: Int
         public var seconds: Double
+        /// The median round's rate (the lower middle one for an even number of rounds); `messages`,
+        /// `seconds`, `megabytesPerSecond` and `cpuMicrosecondsPerMessage` are that round's too.
         public var messagesPerSecond: Double
+        /// The best round's rate.
+        public var bestMessagesPerSecond: Double
+        /// Every round's rate, in order.
+        public var roundsMessagesPerSecond: [Double]
         /// Value bytes per second, in megabytes (10⁶ bytes).
         public var megabytesPerSecond: Double
-        /// Swift throughput over raw throughput of the same phase (on the Swift rows).
+        /// Swift's median over raw's median of the same phase (on the Swift rows).
         public var ratioToRaw: Double?
+        /// Swift's best over raw's best.
+        public var bestRatioToRaw: Double?
         /// CPU time of the whole process during the phase (all threads, the mock broker's included), per
         /// message, in microseconds: less sensitive to other load on the machine than the rates.
         public var cpuMicrosecondsPerMessage: Double
@@ -84,11 +93,8 @@ public enum KafkaBenchmark {
 
     /// Runs `rounds` rounds of four phases (raw produce, Swift produce, raw consume, Swift consume; each
     /// round on fresh topics, so raw and Swift phases alternate under the same machine load) and reports
-    /// each phase's best round. Progress bars go to standard error when `showProgress`.
+    /// each phase's median and best round. Progress bars go to standard error when `showProgress`.
     public static func run(_ options: Options, showProgress: Bool, logger: Logger) async throws -> Report {
-        let cluster = try KafkaMockCluster(brokers: 1)
-        let configuration = cluster.configuration(clientID: "tollgate-bench")
-        let log = try KafkaLog(configuration: configuration, mockCluster: cluster, logger: logger)
         let run = UUID().uuidString.prefix(8).lowercased()
 
         let keys = (0..<options.keys).map { Data("team-\($0)".utf8) }
@@ -98,11 +104,14 @@ public enum KafkaBenchmark {
             Data((0..<options.valueBytes).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] })
         }
 
-        var best: [String: Measured] = [:]
-        func record(_ key: String, _ measured: Measured) {
-            if best[key].map({ measured.rate > $0.rate }) ?? true { best[key] = measured }
-        }
+        var rounds: [String: [Measured]] = [:]
+        func record(_ key: String, _ measured: Measured) { rounds[key, default: []].append(measured) }
         for round in 1...options.rounds {
+            // A fresh mock cluster per round: it keeps every message in memory, and later rounds would
+            // otherwise run in an ever larger process.
+            let cluster = try KafkaMockCluster(brokers: 1)
+            let configuration = cluster.configuration(clientID: "tollgate-bench")
+            let log = try KafkaLog(configuration: configuration, mockCluster: cluster, logger: logger)
             let label = options.rounds > 1 ? " (round \(round)/\(options.rounds))" : ""
             func reporter(_ phase: String, _ total: Int) -> ProgressReporter {
                 ProgressReporter(label: phase + label, total: total, enabled: showProgress)
@@ -150,18 +159,26 @@ public enum KafkaBenchmark {
                                   progress: { swiftConsumeProgress.update($0) })
             })
             swiftConsumeProgress.finish()
+            withExtendedLifetime(log) {}
         }
-        withExtendedLifetime(log) {}
 
+        /// The median round (lower middle) and the best round of a phase.
+        func pick(_ key: String) -> (median: Measured, best: Measured, all: [Measured])? {
+            guard let all = rounds[key], !all.isEmpty else { return nil }
+            let sorted = all.sorted { $0.rate < $1.rate }
+            return (sorted[(sorted.count - 1) / 2], sorted[sorted.count - 1], all)
+        }
         func result(_ phase: String, _ engine: String) -> Result {
-            let measured = best["\(phase) \(engine)"]!
+            let (measured, best, all) = pick("\(phase) \(engine)")!
             let measurement = measured.measurement
-            let raw = engine == "swift" ? best["\(phase) raw"] : nil
+            let raw = engine == "swift" ? pick("\(phase) raw") : nil
             return Result(
                 phase: phase, engine: engine, messages: measurement.messages, seconds: measurement.seconds,
-                messagesPerSecond: measured.rate,
+                messagesPerSecond: measured.rate, bestMessagesPerSecond: best.rate,
+                roundsMessagesPerSecond: all.map(\.rate),
                 megabytesPerSecond: measurement.seconds > 0 ? Double(measurement.valueBytes) / measurement.seconds / 1e6 : 0,
-                ratioToRaw: raw.flatMap { $0.rate > 0 ? measured.rate / $0.rate : nil },
+                ratioToRaw: raw.flatMap { $0.median.rate > 0 ? measured.rate / $0.median.rate : nil },
+                bestRatioToRaw: raw.flatMap { $0.best.rate > 0 ? best.rate / $0.best.rate : nil },
                 cpuMicrosecondsPerMessage: measured.cpuMicrosecondsPerMessage,
                 truncated: measurement.messages < measured.expected)
         }
