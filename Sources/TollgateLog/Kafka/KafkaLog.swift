@@ -8,8 +8,9 @@ import Synchronization
 ///
 /// One idempotent producer (`acks=all`, keys partitioned with murmur2 like Kafka's Java client) is shared
 /// by every `produce` call. A call hands its messages to the producer's own thread, which enqueues them
-/// and serves the delivery reports that resume the waiting calls (``ProducerHandle``). Each ``makeConsumer(_:)`` creates its own librdkafka consumer in the given group. Metadata,
-/// watermark and admin requests block, so they run on a dispatch queue, never on Swift's cooperative pool.
+/// and serves the delivery reports that resume the waiting calls (``ProducerHandle``). Each
+/// ``makeConsumer(_:)`` creates its own librdkafka consumer in the given group. Metadata, watermark and
+/// admin requests block, so they run on a dispatch queue, never on Swift's cooperative pool.
 ///
 /// Against librdkafka's mock cluster (pass it as `mockCluster`), topics are created through the mock API
 /// since the mock has no admin API; against a real cluster, ``provision(_:)`` uses CreateTopics and
@@ -596,11 +597,10 @@ final class DeliveryBatch: @unchecked Sendable {
         self.trustsAppendTime = trustsAppendTime
         remaining = Atomic(count)
         slots = .allocate(capacity: max(1, count))
-        slots.initialize(repeating: Slot(owner: UnsafeMutableRawPointer(bitPattern: 1)!, state: .pending,
+        // Every stored property is set: the slots can point back at the batch.
+        slots.initialize(repeating: Slot(owner: Unmanaged.passUnretained(self).toOpaque(), state: .pending,
                                          code: RD_KAFKA_RESP_ERR_NO_ERROR, partition: -1, offset: -1, timestamp: 0),
                          count: max(1, count))
-        let owner = Unmanaged.passUnretained(self).toOpaque()
-        for index in 0..<max(1, count) { slots[index].owner = owner }
     }
 
     deinit {
