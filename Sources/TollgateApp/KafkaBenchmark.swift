@@ -12,10 +12,10 @@ public import TollgateLog
 /// Each phase runs `rounds` times, raw and Swift alternating, and reports its median round, with the best
 /// next to it (the machine may be busy with other work, and one lucky round can be far from the others).
 /// One fresh mock broker per round, one topic per producer of `partitions` partitions, values of
-/// `valueBytes` bytes drawn from 1,000 distinct random strings, `keys` distinct keys. Both producers use ``KafkaLog``'s producer
-/// settings (idempotent, `acks=all`, lz4, 5 ms linger). The wrapper is driven the way services drive it:
-/// `produce` calls of `batchSize` messages, `inFlight` of them at a time; its consumer with
-/// `poll(maxMessages:)`. Consumers read, in fresh groups, what the wrapper produced.
+/// `valueBytes` bytes drawn from 1,000 distinct random strings, `keys` distinct keys. Both producers use
+/// ``KafkaLog``'s producer settings (idempotent, `acks=all`, lz4, 5 ms linger). The wrapper is driven the
+/// way services drive it: `produce` calls of `batchSize` messages, `inFlight` of them at a time; its
+/// consumer with `poll(maxMessages:)`. Consumers read, in fresh groups, what the wrapper produced.
 ///
 /// Producing is bounded by how many messages await acknowledgement: a `produce` call returns once all of
 /// its messages are acknowledged, and an acknowledgement takes the linger, a broker round trip and the

@@ -200,7 +200,10 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Distinct message keys.") var keys: Int = 1_000
         @Option(help: "Partitions of each benchmark topic.") var partitions: Int = 64
         @Option(help: "Messages per KafkaLog.produce call.") var batchSize: Int = 5_000
-        @Option(help: "KafkaLog.produce calls in flight at once (default: 100,000 messages awaiting acknowledgement, as many as raw librdkafka's queue holds).")
+        @Option(help: """
+            KafkaLog.produce calls in flight at once (default: 100,000 messages awaiting acknowledgement, as many \
+            as raw librdkafka's queue holds).
+            """)
         var inFlight: Int = 20
         @Option(help: "Seconds any one phase may run before it is cut short.") var timeLimit: Int = 60
         @Option(help: "Rounds of the four phases (raw and Swift alternate); each phase reports its median and best round.")

@@ -72,8 +72,6 @@ extension KafkaConfiguration {
         ]
     }
 
-    /// The producer's properties: idempotent, every in-sync replica acknowledges, keys partitioned like
-    /// Kafka's Java client.
     /// The largest key, value and headers together that ``KafkaLog`` hands to librdkafka:
     /// ``maximumMessageBytes``, or a smaller `message.max.bytes` given in ``properties``. librdkafka's own
     /// limit is 64 KiB higher (room for the record's framing), so it never refuses what this lets through.
@@ -82,6 +80,8 @@ extension KafkaConfiguration {
         return min(maximumMessageBytes, value - (64 << 10))
     }
 
+    /// The producer's properties: idempotent, every in-sync replica acknowledges, keys partitioned like
+    /// Kafka's Java client.
     var producerProperties: [(String, String)] {
         commonProperties + [
             ("enable.idempotence", "true"),
