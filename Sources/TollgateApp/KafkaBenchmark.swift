@@ -1,9 +1,9 @@
-public import Foundation
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 public import Logging
-public import TollgateLog
+import TollgateLog
 
 /// `tollgate bench kafka`: produce and consume throughput of the Kafka engine (``KafkaLog`` and its
 /// consumer) against librdkafka's in-process mock cluster, next to raw librdkafka loops measured the

@@ -120,6 +120,7 @@ struct AlertsServiceTests {
     @Test("50 % and 80 % crossed raise two alerts, each published and delivered once; a restart raises nothing again")
     func thresholdsOnceAcrossRestart() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-alerts-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let log = try EmbeddedLog.open(directory: directory + "/log", logger: Self.quiet)
         defer { log.close() }
         try await log.provision(TopicCatalog.specs())
@@ -179,6 +180,7 @@ struct AlertsServiceTests {
     func configurationFile() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-alerts-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
         func load(_ text: String) throws -> AlertsConfiguration {
             let file = directory.appendingPathComponent("alerts-\(UUID()).yaml").path
             try text.write(toFile: file, atomically: true, encoding: .utf8)

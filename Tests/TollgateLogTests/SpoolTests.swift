@@ -30,8 +30,13 @@ final class SwitchableLog: MessageLog {
 }
 
 @Suite("Spool")
-struct SpoolTests {
+final class SpoolTests: Sendable {
+    /// One per test (Swift Testing makes an instance per test), removed after it.
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-spool-\(UUID())").path
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
 
     func makeTarget() async throws -> SwitchableLog {
         let base = try EmbeddedLog.open(directory: directory + "/target")

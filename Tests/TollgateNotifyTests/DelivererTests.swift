@@ -66,6 +66,7 @@ struct DelivererTests {
     @Test("a committed alert reaches a webhook at once, signed as documented")
     func webhookDelivery() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let store = try DeliveryStore.open(path: directory.appendingPathComponent("d.sqlite").path, logger: testLogger)
         let receiver = try await HTTPReceiver { request, _ in
             receiverVerifies(secret: "hook-secret", headers: request.headers, body: request.body)
@@ -104,6 +105,7 @@ struct DelivererTests {
     @Test("Slack gets a valid Block Kit message")
     func slackDelivery() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let store = try DeliveryStore.open(path: directory.appendingPathComponent("d.sqlite").path, logger: testLogger)
         let receiver = try await HTTPReceiver { request, _ in
             let problems = slackProblems(request.body)
@@ -126,6 +128,7 @@ struct DelivererTests {
     @Test("e-mail goes through libcurl to an SMTP server")
     func emailDelivery() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let store = try DeliveryStore.open(path: directory.appendingPathComponent("d.sqlite").path, logger: testLogger)
         let smtp = try await SMTPReceiver()
         defer { Task { await smtp.stop() } }
@@ -154,6 +157,7 @@ struct DelivererTests {
     @Test("an SMTP 5xx reply dead-letters at once; a 4xx reply is retried until the server takes the message")
     func smtpReplies() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let store = try DeliveryStore.open(path: directory.appendingPathComponent("d.sqlite").path, logger: testLogger)
         let rejecting = try await SMTPReceiver(replies: .init(rcpt: "550 5.1.1 No such user"))
         let busy = try await SMTPReceiver(replies: .init(data: "451 4.3.0 Try again later"))
@@ -199,6 +203,7 @@ struct DelivererTests {
     @Test("while a receiver answers 503, alerts are retried; each arrives once when it recovers")
     func retryThenSuccess() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let store = try DeliveryStore.open(path: directory.appendingPathComponent("d.sqlite").path, logger: testLogger)
         let failures = 12
         let receiver = try await HTTPReceiver { _, number in
@@ -225,6 +230,7 @@ struct DelivererTests {
     @Test("a receiver that is down for a while gets every alert exactly once after it comes back")
     func receiverDownThenUp() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let store = try DeliveryStore.open(path: directory.appendingPathComponent("d.sqlite").path, logger: testLogger)
         let port = try await freePort()
         let channel = ResolvedChannel(name: "hook", target: .webhook(WebhookTarget(
@@ -254,6 +260,7 @@ struct DelivererTests {
     @Test("a permanent 4xx dead-letters at once, with the reason and the metrics")
     func permanentFailure() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let store = try DeliveryStore.open(path: directory.appendingPathComponent("d.sqlite").path, logger: testLogger)
         let receiver = try await HTTPReceiver { _, _ in Answer(status: 410, body: "channel_is_archived") }
         defer { Task { await receiver.stop() } }
@@ -280,6 +287,7 @@ struct DelivererTests {
     @Test("after the retry budget a delivery is dead-lettered with its last error")
     func retryBudget() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let store = try DeliveryStore.open(path: directory.appendingPathComponent("d.sqlite").path, logger: testLogger)
         let receiver = try await HTTPReceiver { _, _ in Answer(status: 500, body: "boom") }
         defer { Task { await receiver.stop() } }
@@ -304,6 +312,7 @@ struct DelivererTests {
     @Test("after a restart, pending and interrupted deliveries are sent; delivered ones never again")
     func restart() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("d.sqlite").path
         let events = Samples.alerts(4)
         do {
@@ -337,6 +346,7 @@ struct DelivererTests {
     @Test("shutdown waits for attempts in flight up to the grace, then leaves them to the next start")
     func shutdownGrace() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("d.sqlite").path
         let store = try DeliveryStore.open(path: path, logger: testLogger)
         // The first request hangs (a slow receiver); later ones are answered at once.
@@ -366,6 +376,7 @@ struct DelivererTests {
     @Test("no more than the configured attempts are in flight per channel")
     func boundedConcurrency() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let store = try DeliveryStore.open(path: directory.appendingPathComponent("d.sqlite").path, logger: testLogger)
         let inFlight = Mutex((now: 0, most: 0))
         let receiver = try await HTTPReceiver { _, _ in

@@ -13,6 +13,7 @@ struct DeliveryStoreTests {
     @Test("an alert queued again (re-raised, re-read) is kept once per channel, whatever its state")
     func insertOrIgnore() throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let store = try openStore(directory)
         let event = Samples.alert()
         let first = [try NewDelivery(event: event, channel: "a"), try NewDelivery(event: event, channel: "b")]
@@ -36,6 +37,7 @@ struct DeliveryStoreTests {
     @Test("commit writes deliveries, the fold's state and offsets together, and survives reopening")
     func commitAndReload() throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let store = try openStore(directory)
         #expect(try store.loadState().state == nil)
         #expect(try store.loadState().offsets.isEmpty)
@@ -58,6 +60,7 @@ struct DeliveryStoreTests {
     @Test("a commit that fails part-way changes nothing: no deliveries, no state, no offsets")
     func commitIsAtomic() throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let store = try openStore(directory)
         let usage = OffsetKey(topic: "tollgate.usage", partition: 0)
         try store.commit(deliveries: [try NewDelivery(event: Samples.alert(level: 50), channel: "hook")],
@@ -83,6 +86,7 @@ struct DeliveryStoreTests {
     @Test("claims respect the per-channel slots and due times; results move the state machine")
     func claimsAndOutcomes() throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let store = try openStore(directory)
         let now = Date()
         let events = Samples.alerts(6)
@@ -121,6 +125,7 @@ struct DeliveryStoreTests {
     @Test("deliveries left sending by a stopped process are due again at the next start; the attempt stays counted")
     func recovery() throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let store = try openStore(directory)
         try store.enqueue(Samples.alerts(2).map { try NewDelivery(event: $0, channel: "a") })
         let claimed = try store.claimDue(now: Date(), slots: ["a": 1])
@@ -135,6 +140,7 @@ struct DeliveryStoreTests {
     @Test("listings: recent alerts with their deliveries, newest first; a read-only store reads them")
     func listings() throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let store = try openStore(directory)
         let start = Date(timeIntervalSince1970: 1_800_000_000)
         for (index, event) in Samples.alerts(3).enumerated() {

@@ -22,7 +22,9 @@ struct ProjectionStoreTests {
 
     @Test("usage by team and model equals the events' sums, to the nano-dollar and token")
     func usageByTeamAndModel() throws {
-        let store = try openStore(try temporaryDirectory())
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try openStore(directory)
         var traffic = Traffic()
         let events = Self.sampleEvents()
         let report = try store.apply(try traffic.messages(events))
@@ -45,7 +47,9 @@ struct ProjectionStoreTests {
     @Test("a range with partial days at both ends sums hours and days without overlap or gap",
           arguments: [Granularity.total, .day, .hour, .week, .month])
     func partialDays(granularity: Granularity) throws {
-        let store = try openStore(try temporaryDirectory())
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try openStore(directory)
         var traffic = Traffic()
         let events = Self.sampleEvents()
         try store.apply(try traffic.messages(events))
@@ -89,7 +93,9 @@ struct ProjectionStoreTests {
 
     @Test("filters, customers and tags use their own rollups and agree with the events")
     func filtersCustomersTags() throws {
-        let store = try openStore(try temporaryDirectory())
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try openStore(directory)
         var traffic = Traffic()
         let events = Self.sampleEvents()
         try store.apply(try traffic.messages(events))
@@ -150,7 +156,9 @@ struct ProjectionStoreTests {
 
     @Test("the same batch twice changes nothing; a usage event published twice counts once")
     func idempotence() throws {
-        let store = try openStore(try temporaryDirectory())
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try openStore(directory)
         var traffic = Traffic()
         let events = Self.sampleEvents()
         let messages = try traffic.messages(events)
@@ -171,7 +179,9 @@ struct ProjectionStoreTests {
 
     @Test("a batch that fails part-way leaves nothing behind, and applying it again works")
     func atomicBatch() throws {
-        let store = try openStore(try temporaryDirectory())
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try openStore(directory)
         var traffic = Traffic()
         let events = Array(Self.sampleEvents().prefix(50))
         let messages = try traffic.messages(events)
@@ -195,7 +205,9 @@ struct ProjectionStoreTests {
 
     @Test("an undecodable message is kept in rejected with its reason, and the rest of the batch applies")
     func rejected() throws {
-        let store = try openStore(try temporaryDirectory())
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try openStore(directory)
         var traffic = Traffic()
         var messages = try traffic.messages(Array(Self.sampleEvents().prefix(10)))
         messages.insert(ConsumedMessage(topic: "tollgate.usage", partition: 5, offset: 0, timestampMilliseconds: 0,
@@ -211,7 +223,9 @@ struct ProjectionStoreTests {
 
     @Test("requests: most expensive first, filters, one by id")
     func requests() throws {
-        let store = try openStore(try temporaryDirectory())
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try openStore(directory)
         var traffic = Traffic()
         let events = Self.sampleEvents()
         try store.apply(try traffic.messages(events))
@@ -241,7 +255,9 @@ struct ProjectionStoreTests {
 
     @Test("budgets fold settings and decisions in any order; a deleted budget stays deleted")
     func budgets() throws {
-        let store = try openStore(try temporaryDirectory())
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try openStore(directory)
         let now = Traffic.base
         let set = CloudEvent(id: "b1", source: "test", time: now, data: BudgetSetData(
             budgetID: "team-search", scope: .team("search"), periodKind: .month, timeZone: "UTC",
@@ -273,7 +289,9 @@ struct ProjectionStoreTests {
 
     @Test("keys without secrets, revocation, expiry; alerts newest first, deduplicated by id")
     func keysAndAlerts() throws {
-        let store = try openStore(try temporaryDirectory())
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try openStore(directory)
         let now = Traffic.base
         let created = CloudEvent(id: "k1", source: "test", time: now, data: KeyCreatedData(
             keyID: "key_a", keySHA256: String(repeating: "ab", count: 32), keyPrefix: "tg-abc", name: "search bot",
@@ -359,7 +377,9 @@ struct ProjectionStoreTests {
 
     @Test("migration v2 fills the per-customer rollups from the customer, team and project ones")
     func migrationV2() throws {
-        let path = try temporaryDirectory().appendingPathComponent("old.sqlite").path
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("old.sqlite").path
         let queue = try DatabaseQueue(path: path)
         try ProjectionSchema.migrator.migrate(queue, upTo: "v1")
         let columns = ProjectionSchema.measureColumns + ProjectionSchema.maxColumns

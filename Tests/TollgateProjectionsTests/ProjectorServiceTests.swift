@@ -54,6 +54,7 @@ struct ProjectorServiceTests {
     @Test("the projector applies the log once; a crash between write and commit re-reads but changes nothing")
     func crashBetweenWriteAndCommit() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let (log, events) = try await Self.log(directory, count: 600)
         defer { log.close() }
         let store = try openStore(directory)
@@ -87,6 +88,7 @@ struct ProjectorServiceTests {
     @Test("a database restored from an older backup reads again what it lacks")
     func restoredBackup() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let (log, events) = try await Self.log(directory, count: 300)
         defer { log.close() }
         let backupPath = directory.appendingPathComponent("backup.sqlite").path
@@ -108,6 +110,7 @@ struct ProjectorServiceTests {
     @Test("a batch the database refuses is read again, with the batch polled behind it, after a pause")
     func refusedBatchIsReadAgain() async throws {
         let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         let (log, events) = try await Self.log(directory, count: 600)
         defer { log.close() }
         let store = try openStore(directory)

@@ -280,7 +280,8 @@ struct DashboardTests {
 }
 
 /// A temporary projection store seeded with usage, a budget decision, an alert and keys, and the router.
-struct DashboardFixture {
+/// Its directory is removed with the fixture.
+final class DashboardFixture: Sendable {
     static let adminKey = "admin-secret"
     static let readOnlyKey = "ro-secret"
     static let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
@@ -290,13 +291,14 @@ struct DashboardFixture {
     static let models = ["gpt-4o", "claude-sonnet-4-5", "gemini-2.5-flash", "gpt-4o-mini"]
     static let budgetSpent: Int64 = 12_345_678_901
 
+    let directory: URL
     let store: ProjectionStore
     let usage: [UsageData]
 
     init(seed: Bool = true) throws {
-        let path = FileManager.default.temporaryDirectory
-            .appendingPathComponent("tollgate-dashboard-\(UUID().uuidString)").appendingPathComponent("p.sqlite").path
-        store = try ProjectionStore.open(path: path)
+        directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("tollgate-dashboard-\(UUID().uuidString)")
+        store = try ProjectionStore.open(path: directory.appendingPathComponent("p.sqlite").path)
         usage = seed ? Self.makeUsage() : []
         guard seed else { return }
         var messages: [ConsumedMessage] = []
@@ -371,6 +373,10 @@ struct DashboardFixture {
         }
         let end = (seconds / 86_400 + 1) * 86_400
         return Date(timeIntervalSince1970: Double(end - Int64(days) * 86_400))..<Date(timeIntervalSince1970: Double(end))
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(at: directory)
     }
 
     func test<Value>(_ body: @Sendable (any TestClientProtocol) async throws -> Value) async throws -> Value {
