@@ -1,8 +1,8 @@
 public import Foundation
 import GRDB
 import GRDBSQLite
-public import TollgateEvents
-public import TollgateLog
+import TollgateEvents
+import TollgateLog
 
 /// Reading the projections. Every method reads one WAL snapshot: consistent, and never waiting for the
 /// projector's writes.

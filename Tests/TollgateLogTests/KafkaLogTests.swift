@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import MetricsTestKit
 import Testing
 @testable import TollgateLog
@@ -6,9 +7,15 @@ import Testing
 /// Behaviour specific to the Kafka engine, on librdkafka's mock cluster.
 @Suite("KafkaLog")
 struct KafkaLogTests {
-    private func makeLog() throws -> (KafkaMockCluster, KafkaLog) {
+    /// A log on a fresh mock cluster, its configuration adjusted by `configure`, its meters in `metrics`.
+    private func makeLog(metrics: TestMetrics? = nil, _ configure: (inout KafkaConfiguration) -> Void = { _ in })
+        throws -> (KafkaMockCluster, KafkaLog) {
         let cluster = try KafkaMockCluster()
-        return (cluster, try KafkaLog(configuration: cluster.configuration(), mockCluster: cluster))
+        var configuration = cluster.configuration()
+        configure(&configuration)
+        let log = try KafkaLog(configuration: configuration, mockCluster: cluster,
+                               metricsFactory: metrics ?? MetricsSystem.factory)
+        return (cluster, log)
     }
 
     @Test("every key lands on the partition the Partitioner computes (murmur2_random)")
@@ -38,9 +45,8 @@ struct KafkaLogTests {
 
     @Test("a delivery refused by the broker fails the call with LogError, no hang", .timeLimit(.minutes(1)))
     func deliveryError() async throws {
-        let cluster = try KafkaMockCluster()
         let metrics = TestMetrics()
-        let log = try KafkaLog(configuration: cluster.configuration(), mockCluster: cluster, metricsFactory: metrics)
+        let (cluster, log) = try makeLog(metrics: metrics)
         try await log.provision([TopicSpec(name: "refused", partitions: 1)])
         cluster.failNextProduceRequests(5, errorCode: 29)  // TOPIC_AUTHORIZATION_FAILED: not retriable
         do {
@@ -63,10 +69,9 @@ struct KafkaLogTests {
     @Test("calls larger than the producer's queue wait for room, and each lands whole and in order",
           .timeLimit(.minutes(1)))
     func queueFull() async throws {
-        let cluster = try KafkaMockCluster()
-        var configuration = cluster.configuration()
-        configuration.properties["queue.buffering.max.messages"] = "100"
-        let log = try KafkaLog(configuration: configuration, mockCluster: cluster)
+        let (_, log) = try makeLog() {
+            $0.properties["queue.buffering.max.messages"] = "100"
+        }
         try await log.provision([TopicSpec(name: "full", partitions: 3)])
         let calls = try await withThrowingTaskGroup(of: (Int, [DeliveryAck]).self) { group in
             for call in 0..<4 {
@@ -96,11 +101,10 @@ struct KafkaLogTests {
     @Test("a message over the size limit fails its call before anything is written; delivery is counted",
           .timeLimit(.minutes(1)))
     func refusedMessage() async throws {
-        let cluster = try KafkaMockCluster()
-        var configuration = cluster.configuration()
-        configuration.maximumMessageBytes = 1_000
         let metrics = TestMetrics()
-        let log = try KafkaLog(configuration: configuration, mockCluster: cluster, metricsFactory: metrics)
+        let (_, log) = try makeLog(metrics: metrics) {
+            $0.maximumMessageBytes = 1_000
+        }
         try await log.provision([TopicSpec(name: "sizes", partitions: 2)])
         var messages = (0..<10).map { OutgoingMessage(topic: "sizes", key: "k\($0)", value: bytes("small")) }
         messages[4].value = Data(count: 1_000)  // with its 2-byte key, over 1,000
@@ -129,11 +133,10 @@ struct KafkaLogTests {
 
     @Test("a smaller message.max.bytes given by name lowers the log's own size check")
     func sizeLimitFromProperty() async throws {
-        let cluster = try KafkaMockCluster()
-        var configuration = cluster.configuration()
-        configuration.properties["message.max.bytes"] = "\(70_000)"  // 70,000 − 64 KiB of framing = 4,464
-        configuration.maximumMessageBytes = 100_000
-        let log = try KafkaLog(configuration: configuration, mockCluster: cluster)
+        let (_, log) = try makeLog() {
+            $0.properties["message.max.bytes"] = "\(70_000)"  // 70,000 − 64 KiB of framing = 4,464
+            $0.maximumMessageBytes = 100_000
+        }
         try await log.provision([TopicSpec(name: "sizes", partitions: 1)])
         await #expect(throws: LogError.messageRefused(
             "a message of 4465 bytes (key, value and headers) for 'sizes' is over the producer's limit of 4464 bytes "
@@ -174,10 +177,9 @@ struct KafkaLogTests {
 
     @Test("a consumer that falls behind stops fetching and loses nothing when it catches up")
     func backPressure() async throws {
-        let cluster = try KafkaMockCluster()
-        var configuration = cluster.configuration()
-        configuration.consumerBufferLimit = 50
-        let log = try KafkaLog(configuration: configuration, mockCluster: cluster)
+        let (_, log) = try makeLog() {
+            $0.consumerBufferLimit = 50
+        }
         try await log.provision([TopicSpec(name: "bp", partitions: 2)])
         _ = try await log.produce((0..<1_000).map {
             OutgoingMessage(topic: "bp", key: nil, value: bytes("\($0)"), partition: $0 % 2)

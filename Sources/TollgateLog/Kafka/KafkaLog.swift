@@ -1,4 +1,5 @@
 import CRdKafka
+import DequeModule
 import Foundation
 public import Logging
 public import Metrics
@@ -258,8 +259,7 @@ final class ProducerHandle: @unchecked Sendable {
             RdKafka.nameCurrentThread("tg-kafka-produce")
             var scratch = EnqueueScratch()
             defer { scratch.free() }
-            var pending: [ProduceSubmission] = []
-            var head = 0
+            var pending = Deque<ProduceSubmission>()
             let clock = ContinuousClock()
             var sampled = clock.now.advanced(by: .seconds(-60))
             while running.load(ordering: .acquiring) {
@@ -275,19 +275,10 @@ final class ProducerHandle: @unchecked Sendable {
                 pending.append(contentsOf: arrived)
                 // Enqueue one run of the oldest call; calls are enqueued in the order they were handed over.
                 var queueFull = false
-                if head < pending.count {
-                    switch enqueue(pending[head], upTo: Self.enqueueRun, scratch: &scratch) {
+                if let oldest = pending.first {
+                    switch enqueue(oldest, upTo: Self.enqueueRun, scratch: &scratch) {
                     case .done:
-                        // Let go of enqueued calls: all at once when none is left, else once they are many,
-                        // so that a thread that never runs dry does not hold every call it ever took.
-                        head += 1
-                        if head == pending.count {
-                            pending.removeAll(keepingCapacity: true)
-                            head = 0
-                        } else if head >= 64 {
-                            pending.removeFirst(head)
-                            head = 0
-                        }
+                        pending.removeFirst()
                     case .more:
                         break
                     case .queueFull:
@@ -297,7 +288,7 @@ final class ProducerHandle: @unchecked Sendable {
                 // Serve delivery reports. With work waiting and room in the queue, do not block; otherwise
                 // wait for a report (room), a new call or a stop, which yield the queue. The timeout only
                 // bounds the wait should a wake-up ever be missed.
-                rd_kafka_poll(client, head < pending.count && !queueFull ? 0 : Self.idleWait)
+                rd_kafka_poll(client, !pending.isEmpty && !queueFull ? 0 : Self.idleWait)
             }
             // Stopped (the log is gone, so no call is waiting): fail whatever was never enqueued.
             let left = inbox.withLock { inbox -> [ProduceSubmission] in
@@ -305,7 +296,7 @@ final class ProducerHandle: @unchecked Sendable {
                 defer { inbox.submissions = [] }
                 return inbox.submissions
             }
-            for submission in pending[head...] + left { submission.fail(RD_KAFKA_RESP_ERR__DESTROY) }
+            for submission in pending + left { submission.fail(RD_KAFKA_RESP_ERR__DESTROY) }
         }
         thread.name = "tollgate-kafka-producer"
         thread.start()

@@ -1,4 +1,5 @@
 import CRdKafka
+import DequeModule
 import Foundation
 
 /// Copies the messages librdkafka returned into ``ConsumedMessage`` values, on the consumer's polling
@@ -179,10 +180,8 @@ struct PayloadBuffer {
 /// A batch the application takes whole is handed over as it is, without copying its messages (each copy
 /// would retain and later release a topic and two payload buffers per message).
 struct MessageQueue {
-    private var batches: [[ConsumedMessage]] = []
-    /// The first batch not yet taken completely.
-    private var head = 0
-    /// Messages of `batches[head]` already taken.
+    private var batches = Deque<[ConsumedMessage]>()
+    /// Messages of the first batch already taken.
     private var offset = 0
     /// Messages not yet taken.
     private(set) var count = 0
@@ -197,30 +196,31 @@ struct MessageQueue {
     /// smaller batches after it join it while the result is under a quarter of `maximum` (so that a
     /// trickle of small batches does not take one call each).
     mutating func take(_ maximum: Int) -> [ConsumedMessage] {
-        guard count > 0, maximum > 0 else { return [] }
-        var result: [ConsumedMessage]
-        if offset == 0 && batches[head].count <= maximum {
-            result = popFront()
-        } else {
-            let end = min(batches[head].count, offset + maximum)
-            result = Array(batches[head][offset..<end])
+        guard let first = batches.first, maximum > 0 else { return [] }
+        if offset > 0 || first.count > maximum {
+            let end = min(first.count, offset + maximum)
+            let result = Array(first[offset..<end])
             count -= end - offset
             offset = end
-            if offset == batches[head].count { _ = popFront() }
+            if offset == first.count {
+                batches.removeFirst()
+                offset = 0
+            }
             return result
         }
-        while count > 0 && result.count < maximum / 4 && result.count + batches[head].count <= maximum {
-            result += popFront()
+        var result = popFirst()
+        while let next = batches.first, result.count < maximum / 4, result.count + next.count <= maximum {
+            result += popFirst()
         }
         return result
     }
 
     /// Keeps only the messages for which `keep` is true.
     mutating func filter(_ keep: (ConsumedMessage) -> Bool) {
-        var remaining: [[ConsumedMessage]] = []
+        var remaining = Deque<[ConsumedMessage]>()
         var remainingCount = 0
-        for index in head..<batches.count {
-            let kept = batches[index][(index == head ? offset : 0)...].filter(keep)
+        for (index, batch) in batches.enumerated() {
+            let kept = batch[(index == 0 ? offset : 0)...].filter(keep)
             if !kept.isEmpty {
                 remaining.append(kept)
                 remainingCount += kept.count
@@ -235,20 +235,10 @@ struct MessageQueue {
         self = MessageQueue()
     }
 
-    /// Removes the first batch (whole: `offset` is 0) and returns it.
-    private mutating func popFront() -> [ConsumedMessage] {
-        let batch = batches[head]
-        batches[head] = []
-        count -= batch.count - offset
-        head += 1
-        offset = 0
-        if head == batches.count {
-            batches.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head >= 64 {
-            batches.removeFirst(head)
-            head = 0
-        }
+    /// Removes the first batch, not taken from yet (`offset` is 0), and returns it.
+    private mutating func popFirst() -> [ConsumedMessage] {
+        let batch = batches.removeFirst()
+        count -= batch.count
         return batch
     }
 }
